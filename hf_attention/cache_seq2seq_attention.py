@@ -1,0 +1,121 @@
+"""The decoding cache of the attentional RNN decoder: a transformers `Cache` that `generate` can reorder for beam search.
+
+A transformer decoder caches the keys and values of every past target token, so its cache grows with the output. A
+recurrent decoder needs only its current state: per decoder layer, the RNN state after the tokens seen so far (one
+tensor for a GRU, hidden and cell for an LSTM), plus the encoder keys and values that layer's cross attention projected
+once from the source (they depend only on the source, so they are computed at the first step and reused at every
+step and by every beam). The cache therefore has a fixed size, and the cost of one decoding step does not grow with the
+number of tokens already generated.
+"""
+
+import torch
+from transformers.cache_utils import Cache, CacheLayerMixin
+
+
+class Seq2SeqAttentionLayerCache(CacheLayerMixin):
+    """State of one decoder layer.
+
+    Attributes:
+        keys: [batch, heads, src_len, head_dim] or None, the projected encoder keys (None for `attention_type="none"`).
+        values: [batch, heads, src_len, head_dim] or None, the projected encoder values.
+        rnn_state: tuple of [batch, hidden_size] tensors, `(h,)` for a GRU and `(h, c)` for an LSTM, or None before
+            the first step.
+        num_tokens: how many target tokens the state has consumed.
+    """
+
+    is_croppable = False  # a recurrent state cannot be rolled back to an earlier position
+    supports_early_init = False
+
+    def __init__(self):
+        super().__init__()
+        self.rnn_state: tuple[torch.Tensor, ...] | None = None
+        self.num_tokens = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor | None, value_states: torch.Tensor | None) -> None:
+        self.keys, self.values = key_states, value_states
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor | None, value_states: torch.Tensor | None, *args, **kwargs
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Store the source's projected keys/values the first time; later calls return the stored ones unchanged."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        return self.keys, self.values
+
+    def update_rnn_state(self, rnn_state: tuple[torch.Tensor, ...], num_new_tokens: int) -> None:
+        """Replace the RNN state by the one after `num_new_tokens` more target tokens.
+
+        Args:
+            rnn_state: tuple of [batch, hidden_size] tensors.
+            num_new_tokens: tokens consumed since the last update.
+        """
+        self.rnn_state = rnn_state
+        self.num_tokens += num_new_tokens
+
+    def get_seq_length(self) -> int:
+        return self.num_tokens
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        source_length = 0 if self.keys is None else self.keys.shape[-2]
+        return source_length, 0
+
+    def _map_batch(self, fn) -> None:
+        # Every tensor here has the batch on dim 0, so beam reordering, expansion and selection are one function each.
+        if self.keys is not None:
+            self.keys, self.values = fn(self.keys), fn(self.values)
+        if self.rnn_state is not None:
+            self.rnn_state = tuple(fn(state) for state in self.rnn_state)
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self._map_batch(lambda tensor: tensor.index_select(0, beam_idx.to(tensor.device)))
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._map_batch(lambda tensor: tensor.repeat_interleave(repeats, dim=0))
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._map_batch(lambda tensor: tensor[indices])
+
+    def offload(self):
+        self._map_batch(lambda tensor: tensor.to("cpu", non_blocking=True))
+
+    def prefetch(self):
+        device = self.rnn_state[0].device if self.rnn_state is not None else None
+        if device is not None:
+            self._map_batch(lambda tensor: tensor.to(device, non_blocking=True))
+
+    def reset(self) -> None:
+        self.keys = self.values = self.rnn_state = None
+        self.num_tokens = 0
+        self.is_initialized = False
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError(
+            "A recurrent decoder state cannot be cropped to an earlier position: re-run the decoder instead."
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return self.rnn_state[0].shape[0] if self.rnn_state is not None else -1
+
+
+class Seq2SeqAttentionCache(Cache):
+    """Decoding cache of [`Seq2SeqAttentionForConditionalGeneration`]: one [`Seq2SeqAttentionLayerCache`] per decoder
+    layer. `get_seq_length()` is the number of target tokens consumed so far."""
+
+    def __init__(self, num_hidden_layers: int):
+        super().__init__(layers=[Seq2SeqAttentionLayerCache() for _ in range(num_hidden_layers)])
+
+    @property
+    def is_compileable(self) -> bool:
+        return False
+
+    @property
+    def batch_size(self) -> int:
+        return self.layers[0].batch_size
+
+
+__all__ = ["Seq2SeqAttentionCache", "Seq2SeqAttentionLayerCache"]

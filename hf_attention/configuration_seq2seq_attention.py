@@ -1,0 +1,100 @@
+"""Configuration of the attentional RNN encoder-decoder (Bahdanau et al. 2015) with a swappable attention function."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+ATTENTION_TYPES = ("bahdanau", "scaled_dot", "dot", "general", "none")
+RNN_TYPES = ("gru", "lstm")
+
+
+@strict
+class Seq2SeqAttentionConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`Seq2SeqAttentionModel`] and [`Seq2SeqAttentionForConditionalGeneration`].
+
+    Args:
+        vocab_size (`int`, defaults to 8000): size of the joint source/target vocabulary (one embedding table).
+        hidden_size (`int`, defaults to 256): width of the embeddings, of every RNN layer's output and of the
+            attention. The bidirectional encoder gives each direction `hidden_size // 2` units, so it must be even.
+        num_hidden_layers (`int`, defaults to 2): RNN layers in the encoder and, separately, in the decoder.
+        num_attention_heads (`int`, defaults to 4): heads of the cross attention; must divide `hidden_size`.
+        attention_type (`str`, defaults to `"bahdanau"`): the alignment function scoring a decoder query against
+            every encoder key, one of `"bahdanau"` (additive, v^T tanh(W q + U k)), `"scaled_dot"` (q.k / sqrt(d)),
+            `"dot"` (q.k), `"general"` (q^T W k, Luong et al. 2015) or `"none"` (no attention: every target position
+            sees one fixed context vector, the Cho et al. 2014 encoder-decoder).
+        rnn_type (`str`, defaults to `"gru"`): `"gru"` or `"lstm"`, for encoder and decoder.
+        dropout (`float`, defaults to 0.2): dropout on embeddings and between layers.
+        attention_dropout (`float`, defaults to 0.0): dropout on the attention weights.
+        attention_chunk_size (`int`, defaults to 2**24): upper bound on the number of elements of the additive
+            score tensor [batch, heads, tgt_chunk, src_len, head_dim] that `"bahdanau"` materialises at once; longer
+            targets are scored in chunks of positions.
+        initializer_range (`float`, defaults to 0.02): standard deviation of the normal init of linear layers and
+            embeddings.
+        tie_word_embeddings (`bool`, defaults to `True`): share the output projection with the embedding table.
+
+    Example:
+
+    ```python
+    >>> from hf_attention import Seq2SeqAttentionConfig
+    >>> from transformers import AutoModelForSeq2SeqLM
+    >>> config = Seq2SeqAttentionConfig(vocab_size=8000, attention_type="scaled_dot")
+    >>> model = AutoModelForSeq2SeqLM.from_config(config)
+    ```
+    """
+
+    model_type = "seq2seq_attention"
+    keys_to_ignore_at_inference = ["past_key_values"]
+
+    vocab_size: int = 8000
+    hidden_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    attention_type: str = "bahdanau"
+    rnn_type: str = "gru"
+    dropout: float | int = 0.2
+    attention_dropout: float | int = 0.0
+    attention_chunk_size: int = 2**24
+    initializer_range: float = 0.02
+    use_cache: bool = True
+    is_encoder_decoder: bool = True
+    tie_word_embeddings: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    decoder_start_token_id: int | None = 1
+
+    def __post_init__(self, **kwargs):
+        self.check_architecture()
+        super().__post_init__(**kwargs)
+
+    def check_architecture(self):
+        """Raise a `ValueError` naming the value when the model cannot be built from this config.
+
+        Run at creation and again by the model's `__init__`, so that attributes changed after creation are checked.
+        """
+        if self.attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"attention_type={self.attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}.")
+        if self.rnn_type not in RNN_TYPES:
+            raise ValueError(f"rnn_type={self.rnn_type!r} is not one of {', '.join(RNN_TYPES)}.")
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "attention_chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be a positive integer.")
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not divisible by num_attention_heads={self.num_attention_heads}."
+            )
+        if self.hidden_size % 2 != 0:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be even: the bidirectional encoder gives each direction "
+                "hidden_size // 2 units."
+            )
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1).")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+
+__all__ = ["ATTENTION_TYPES", "RNN_TYPES", "Seq2SeqAttentionConfig"]

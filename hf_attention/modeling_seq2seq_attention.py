@@ -1,0 +1,621 @@
+"""PyTorch attentional RNN encoder-decoder (Bahdanau et al. 2015) with a swappable, multi-head attention function.
+
+Encoder: shared token embeddings, then `num_hidden_layers` bidirectional RNN layers (GRU or LSTM), each direction
+`hidden_size // 2` wide so that every layer outputs `hidden_size`; residual connections from the second layer on,
+dropout on every layer's input. Padding may be on either side: real tokens are gathered to the front of each row, the
+layers run on packed sequences (so padding never reaches the states of real tokens), and the outputs are put back at
+the original positions with zeros at padded ones.
+
+Decoder: `num_hidden_layers` unidirectional RNN layers, each followed by cross attention over the encoder states.
+Layer l at target position i:
+
+    r_i  = RNN_l(r_{i-1}, x_i)                     the query: the layer's state after the tokens y_0 .. y_{i-1}
+    c_i  = Attention_l(query=r_i, keys=h, values=h) the context: sum_j a_ij h_j (projected per head)
+    x'_i = tanh(W_c [r_i; c_i]) (+ x_i from the second layer on)
+
+where x_i is the shifted target embedding for the first layer and the previous layer's output otherwise; the top
+layer's output goes through the (optionally tied) output projection to predict y_i. Initial states are
+tanh(W_s mean_j h_j).
+
+The query and Bahdanau's s_{i-1}: in the paper, the query for y_i is the previous decoder state s_{i-1}, itself
+computed from y_{i-2}, s_{i-2} and the previous context c_{i-1} ("input feeding"), which forces a Python loop over target
+positions. Here the query r_i has read the same target history, y_{<i} (the decoder input at position i is y_{i-1}), but
+the context does not feed back into the same layer's recurrence. That is what lets teacher-forced training run every
+RNN layer over the whole target at once (one fused cuDNN/MKL call) and every attention for all positions in one
+batched call; with two or more layers, the context of layer l does enter the recurrence of layer l+1. Every query
+depends only on target tokens before i, so step-by-step decoding with the cache gives the teacher-forced result.
+
+`attention_type="none"` is the fixed-context encoder-decoder (Cho et al. 2014): no attention; every target position
+gets the same context, the mean of the encoder states, and `cross_attentions` is None even with `output_attentions`.
+The model has no self-attention: `encoder_attentions` and `decoder_attentions` are always None.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+
+from .attention import MultiHeadCrossAttention
+from .cache_seq2seq_attention import Seq2SeqAttentionCache
+from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
+
+RNNState = tuple[torch.Tensor, ...]  # (h,) for a GRU, (h, c) for an LSTM; each [batch, hidden]
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Decoder inputs from labels: prepend the start token, drop the last label, replace -100 by padding.
+
+    Args:
+        labels: [batch, tgt_len].
+
+    Returns:
+        decoder_input_ids: [batch, tgt_len].
+    """
+    if decoder_start_token_id is None:
+        raise ValueError("config.decoder_start_token_id is None: it is needed to make decoder inputs from labels.")
+    if pad_token_id is None:
+        raise ValueError("config.pad_token_id is None: it is needed to replace -100 in the labels.")
+    shifted = labels.new_empty(labels.shape)
+    shifted[:, 1:] = labels[:, :-1]
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+def _check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
+    if ids.numel() == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} contains token id {bad}, outside the vocabulary [0, {vocab_size - 1}].")
+
+
+def _check_mask(name: str, mask: torch.Tensor, ids_name: str, shape: torch.Size) -> None:
+    if mask.shape != shape:
+        raise ValueError(f"{name} has shape {tuple(mask.shape)} but {ids_name} has shape {tuple(shape)}.")
+
+
+def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real positions; zeros for a row that is all padding.
+
+    Args:
+        states: [batch, src_len, hidden_size].
+        mask: [batch, src_len], bool.
+
+    Returns:
+        [batch, hidden_size].
+    """
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _rnn_class(config: Seq2SeqAttentionConfig) -> type[nn.RNNBase]:
+    return nn.GRU if config.rnn_type == "gru" else nn.LSTM
+
+
+class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
+    """One bidirectional RNN layer; each direction has `hidden_size // 2` units so the output stays `hidden_size`."""
+
+    def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int):
+        super().__init__()
+        self.rnn = _rnn_class(config)(
+            config.hidden_size, config.hidden_size // 2, batch_first=True, bidirectional=True
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.use_residual = layer_idx > 0
+
+    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            hidden_states: [batch, src_len, hidden_size], real tokens first in every row.
+            lengths: [batch], int64 on the CPU, number of real tokens per row (at least 1).
+
+        Returns:
+            [batch, src_len, hidden_size]; positions past a row's length are zeros (plus the residual input).
+        """
+        self.rnn.flatten_parameters()
+        packed = pack_padded_sequence(self.dropout(hidden_states), lengths, batch_first=True, enforce_sorted=False)
+        output, _ = self.rnn(packed)
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=hidden_states.shape[1])
+        return hidden_states + output if self.use_residual else output
+
+
+class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
+    """One unidirectional RNN layer whose state queries the encoder through cross attention (see the module docstring)."""
+
+    def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int):
+        super().__init__()
+        self.rnn = _rnn_class(config)(config.hidden_size, config.hidden_size, batch_first=True)
+        self.cross_attention = MultiHeadCrossAttention(config) if config.attention_type != "none" else None
+        # Luong et al.'s attentional hidden state tanh(W_c [r; c]).
+        self.attention_combine = nn.Linear(2 * config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+        self.use_residual = layer_idx > 0
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        rnn_state: RNNState,
+        keys: torch.Tensor | None,
+        values: torch.Tensor | None,
+        encoder_attention_mask: torch.Tensor,
+        fixed_context: torch.Tensor | None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
+        """
+        Args:
+            hidden_states: [batch, tgt_len, hidden_size], this layer's input x.
+            rnn_state: tuple of [batch, hidden_size], the state before the first of these positions.
+            keys: [batch, heads, src_len, head_dim] or None (`attention_type="none"`).
+            values: [batch, heads, src_len, head_dim] or None.
+            encoder_attention_mask: [batch, src_len], bool, True at real source tokens.
+            fixed_context: [batch, hidden_size], the context of `attention_type="none"`, else None.
+            output_attentions: return the attention weights.
+
+        Returns:
+            output: [batch, tgt_len, hidden_size].
+            rnn_state: tuple of [batch, hidden_size], the state after the last position.
+            weights: [batch, heads, tgt_len, src_len] or None.
+        """
+        self.rnn.flatten_parameters()
+        rnn_input_state = tuple(state.unsqueeze(0).contiguous() for state in rnn_state)
+        if len(rnn_input_state) == 1:
+            rnn_input_state = rnn_input_state[0]
+        query, rnn_output_state = self.rnn(self.dropout(hidden_states), rnn_input_state)
+        if isinstance(rnn_output_state, torch.Tensor):
+            rnn_output_state = (rnn_output_state,)
+        new_state = tuple(state.squeeze(0) for state in rnn_output_state)
+
+        if self.cross_attention is None:
+            context, weights = fixed_context.unsqueeze(1).expand_as(query), None
+        else:
+            context, weights = self.cross_attention(query, keys, values, encoder_attention_mask, output_attentions)
+        output = torch.tanh(self.attention_combine(torch.cat([query, context], dim=-1)))
+        if self.use_residual:
+            output = hidden_states + output
+        return output, new_state, weights
+
+
+class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
+    config: Seq2SeqAttentionConfig
+    config_class = Seq2SeqAttentionConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    # "sdpa" is honoured by the dot-product alignment functions; output_attentions always takes the eager path.
+    _supports_sdpa = True
+    # A recurrent state cannot be cropped, so assisted generation (which rolls the cache back) does not apply.
+    _is_stateful = True
+    _no_split_modules = ["Seq2SeqAttentionEncoderLayer", "Seq2SeqAttentionDecoderLayer"]
+
+    def __init__(self, config: Seq2SeqAttentionConfig, *inputs, **kwargs):
+        config.check_architecture()
+        super().__init__(config, *inputs, **kwargs)
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, (nn.GRU, nn.LSTM)):
+            # PyTorch's own RNN init, U(-1/sqrt(hidden), 1/sqrt(hidden)), which these recurrences are tuned for.
+            bound = module.hidden_size**-0.5
+            for parameter in module.parameters():
+                init.uniform_(parameter, -bound, bound)
+        elif isinstance(module, MultiHeadCrossAttention):
+            if module.attention_type == "bahdanau":
+                init.normal_(module.score_vector, mean=0.0, std=self.config.initializer_range)
+            if module.attention_type == "general":
+                # Start "general" as "dot": W_a = I in every head.
+                eye = torch.eye(module.head_dim, dtype=module.bilinear.dtype, device=module.bilinear.device)
+                init.copy_(module.bilinear, eye.expand_as(module.bilinear))
+
+
+class Seq2SeqAttentionEncoder(nn.Module):
+    """The bidirectional RNN encoder. It owns the token embeddings, which the decoder and output layer share."""
+
+    def __init__(self, config: Seq2SeqAttentionConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.layers = nn.ModuleList(
+            [Seq2SeqAttentionEncoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutput | tuple:
+        """
+        Args:
+            input_ids: [batch, src_len] source token ids.
+            attention_mask: [batch, src_len], 1 at real tokens, 0 at padding (left, right, or anywhere).
+            inputs_embeds: [batch, src_len, hidden_size], instead of `input_ids`.
+            output_attentions: accepted for API compatibility; the encoder has no self-attention (always None).
+            output_hidden_states: also return the embeddings and every layer's output.
+
+        Returns:
+            `BaseModelOutput` with `last_hidden_state` [batch, src_len, hidden_size] (zeros at padding) and, when
+            requested, `hidden_states`: `num_hidden_layers + 1` tensors [batch, src_len, hidden_size].
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids and inputs_embeds to the encoder.")
+        if inputs_embeds is None:
+            _check_token_ids("input_ids", input_ids, self.config.vocab_size)
+            inputs_embeds = self.embed_tokens(input_ids)
+        batch_size, src_len, hidden_size = inputs_embeds.shape
+        if attention_mask is None:
+            mask = torch.ones(batch_size, src_len, dtype=torch.bool, device=inputs_embeds.device)
+        else:
+            _check_mask("attention_mask", attention_mask, "the source", inputs_embeds.shape[:2])
+            mask = attention_mask.bool()
+
+        # Gather real tokens to the front of each row (stable, so their order is kept): packed sequences need it, and
+        # left or interior padding then cannot leak into the recurrence.
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+        restore = torch.argsort(order, dim=1)
+        # A row with no real token still needs length 1 for packing; its output is zeroed below.
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        gather_index = order.unsqueeze(-1).expand(-1, -1, hidden_size)
+        restore_index = restore.unsqueeze(-1).expand(-1, -1, hidden_size)
+        position_mask = mask.unsqueeze(-1).to(inputs_embeds.dtype)
+
+        def to_original_positions(states: torch.Tensor) -> torch.Tensor:
+            return states.gather(1, restore_index) * position_mask
+
+        hidden_states = inputs_embeds.gather(1, gather_index)
+        all_hidden_states = (inputs_embeds,) if output_hidden_states else None
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, lengths)
+            if output_hidden_states:
+                all_hidden_states += (to_original_positions(hidden_states),)
+        last_hidden_state = all_hidden_states[-1] if output_hidden_states else to_original_positions(hidden_states)
+
+        if not return_dict:
+            return tuple(value for value in (last_hidden_state, all_hidden_states) if value is not None)
+        return BaseModelOutput(last_hidden_state=last_hidden_state, hidden_states=all_hidden_states, attentions=None)
+
+
+class Seq2SeqAttentionDecoder(nn.Module):
+    """The RNN decoder with cross attention in every layer (see the module docstring for the recurrence)."""
+
+    def __init__(self, config: Seq2SeqAttentionConfig):
+        super().__init__()
+        self.config = config
+        self.num_states = 2 if config.rnn_type == "lstm" else 1
+        # s_0 = tanh(W_s mean_j h_j) for every layer at once.
+        self.bridge = nn.Linear(config.hidden_size, config.num_hidden_layers * config.hidden_size)
+        self.layers = nn.ModuleList(
+            [Seq2SeqAttentionDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
+        )
+
+    def initial_states(self, source_summary: torch.Tensor) -> list[RNNState]:
+        """
+        Args:
+            source_summary: [batch, hidden_size], the mean of the encoder states.
+
+        Returns:
+            one state per layer: (h,) or (h, c), each [batch, hidden_size]; an LSTM's cell starts at zero.
+        """
+        hidden = torch.tanh(self.bridge(source_summary)).chunk(self.config.num_hidden_layers, dim=-1)
+        if self.num_states == 1:
+            return [(layer_hidden,) for layer_hidden in hidden]
+        return [(layer_hidden, torch.zeros_like(layer_hidden)) for layer_hidden in hidden]
+
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        past_key_values: Seq2SeqAttentionCache | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, Seq2SeqAttentionCache | None, tuple | None, tuple | None]:
+        """
+        Args:
+            inputs_embeds: [batch, tgt_len, hidden_size], embeddings of the decoder inputs (the shifted target), only
+                the new tokens when `past_key_values` holds earlier ones.
+            encoder_hidden_states: [batch, src_len, hidden_size].
+            encoder_attention_mask: [batch, src_len], bool, True at real source tokens.
+            past_key_values: the cache of earlier steps, or a new empty one to fill, or None.
+            use_cache: write the states after these tokens into `past_key_values`.
+
+        Returns:
+            last_hidden_state [batch, tgt_len, hidden_size], the cache, the hidden states (`num_hidden_layers + 1`
+            tensors [batch, tgt_len, hidden_size]) or None, and the cross attentions (`num_hidden_layers` tensors
+            [batch, heads, tgt_len, src_len]) or None.
+        """
+        continuing = past_key_values is not None and past_key_values.get_seq_length() > 0
+        is_attentive = self.config.attention_type != "none"
+        fixed_context = None
+        if not continuing or not is_attentive:
+            source_summary = _masked_mean(encoder_hidden_states, encoder_attention_mask)
+            fixed_context = None if is_attentive else source_summary
+
+        if continuing:
+            states = [layer_cache.rnn_state for layer_cache in past_key_values.layers]
+            memories = [(layer_cache.keys, layer_cache.values) for layer_cache in past_key_values.layers]
+        else:
+            states = self.initial_states(source_summary)
+            memories = [
+                layer.cross_attention.project_memory(encoder_hidden_states) if is_attentive else (None, None)
+                for layer in self.layers
+            ]
+            if use_cache:
+                for layer_cache, (keys, values) in zip(past_key_values.layers, memories):
+                    layer_cache.update(keys, values)
+
+        hidden_states = inputs_embeds
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_cross_attentions = () if output_attentions and is_attentive else None
+        for layer_idx, layer in enumerate(self.layers):
+            keys, values = memories[layer_idx]
+            hidden_states, new_state, weights = layer(
+                hidden_states,
+                states[layer_idx],
+                keys,
+                values,
+                encoder_attention_mask,
+                fixed_context,
+                output_attentions=output_attentions,
+            )
+            if use_cache:
+                past_key_values.layers[layer_idx].update_rnn_state(new_state, inputs_embeds.shape[1])
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if all_cross_attentions is not None:
+                all_cross_attentions += (weights,)
+        return hidden_states, past_key_values if use_cache else None, all_hidden_states, all_cross_attentions
+
+
+class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
+    """The bare encoder-decoder, outputting the decoder's top-layer states (no language-model head)."""
+
+    def __init__(self, config: Seq2SeqAttentionConfig):
+        super().__init__(config)
+        self.encoder = Seq2SeqAttentionEncoder(config)
+        self.decoder = Seq2SeqAttentionDecoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.encoder.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.encoder.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Seq2SeqAttentionCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqModelOutput | tuple:
+        """
+        Args:
+            input_ids: [batch, src_len] source token ids.
+            attention_mask: [batch, src_len], 1 at real source tokens, 0 at padding.
+            decoder_input_ids: [batch, tgt_len] decoder inputs (the target shifted right), only the new tokens when
+                `past_key_values` holds earlier ones.
+            decoder_attention_mask: [batch, tgt_len], accepted for API compatibility and not needed: the decoder is
+                causal, so right padding of the target never reaches earlier positions.
+            encoder_outputs: precomputed encoder outputs (`last_hidden_state` [batch, src_len, hidden_size]).
+            past_key_values: a [`Seq2SeqAttentionCache`] from an earlier call, to continue decoding.
+            inputs_embeds: [batch, src_len, hidden_size], instead of `input_ids`.
+            decoder_inputs_embeds: [batch, tgt_len, hidden_size], instead of `decoder_input_ids`.
+            use_cache: return a cache to continue from (defaults to `config.use_cache`).
+            output_attentions: return `cross_attentions`, `num_hidden_layers` tensors [batch, heads, tgt_len, src_len]
+                (None for `attention_type="none"`; encoder/decoder self-attentions do not exist and are None).
+            output_hidden_states: return embeddings and every layer's output for encoder and decoder.
+        """
+        config = self.config
+        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+        )
+        use_cache = use_cache if use_cache is not None else config.use_cache
+        return_dict = return_dict if return_dict is not None else config.return_dict
+
+        if encoder_outputs is None:
+            if input_ids is not None and attention_mask is not None:
+                _check_mask("attention_mask", attention_mask, "input_ids", input_ids.shape)
+            encoder_outputs = self.encoder(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+        elif not isinstance(encoder_outputs, BaseModelOutput):
+            encoder_outputs = BaseModelOutput(
+                last_hidden_state=encoder_outputs[0],
+                hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+            )
+        encoder_hidden_states = encoder_outputs.last_hidden_state
+        if attention_mask is None:
+            encoder_attention_mask = torch.ones(
+                encoder_hidden_states.shape[:2], dtype=torch.bool, device=encoder_hidden_states.device
+            )
+        else:
+            _check_mask("attention_mask", attention_mask, "the encoder output", encoder_hidden_states.shape[:2])
+            encoder_attention_mask = attention_mask.bool()
+
+        if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
+            raise ValueError("Pass exactly one of decoder_input_ids and decoder_inputs_embeds (or labels).")
+        if decoder_inputs_embeds is None:
+            _check_token_ids("decoder_input_ids", decoder_input_ids, config.vocab_size)
+            decoder_inputs_embeds = self.encoder.embed_tokens(decoder_input_ids)
+
+        if past_key_values is not None and not isinstance(past_key_values, Seq2SeqAttentionCache):
+            raise ValueError(
+                f"past_key_values is a {type(past_key_values).__name__}; this recurrent model needs the "
+                "Seq2SeqAttentionCache it returns (or None)."
+            )
+        if use_cache and past_key_values is None:
+            past_key_values = Seq2SeqAttentionCache(config.num_hidden_layers)
+
+        last_hidden_state, cache, decoder_hidden_states, cross_attentions = self.decoder(
+            decoder_inputs_embeds,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        outputs = Seq2SeqModelOutput(
+            last_hidden_state=last_hidden_state,
+            past_key_values=cache,
+            decoder_hidden_states=decoder_hidden_states,
+            decoder_attentions=None,
+            cross_attentions=cross_attentions,
+            encoder_last_hidden_state=encoder_hidden_states,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=None,
+        )
+        return outputs if return_dict else outputs.to_tuple()
+
+
+class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, GenerationMixin):
+    """The encoder-decoder with a language-model head over the shared vocabulary, a loss, and `generate()`."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.encoder.embed_tokens.weight"}
+
+    def __init__(self, config: Seq2SeqAttentionConfig):
+        super().__init__(config)
+        self.model = Seq2SeqAttentionModel(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # generate() must not build a DynamicCache of growing keys/values: forward creates the recurrent cache.
+        return False
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head = new_embeddings
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | tuple | None = None,
+        past_key_values: Seq2SeqAttentionCache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput | tuple:
+        """
+        Takes the arguments of [`Seq2SeqAttentionModel.forward`], and:
+
+        Args:
+            labels: [batch, tgt_len] target token ids, -100 where no loss is wanted. Without `decoder_input_ids`, the
+                decoder inputs are the labels shifted right behind `config.decoder_start_token_id`.
+            num_items_in_batch: the number of labelled tokens over the whole (multi-process, accumulated) batch, as
+                the Trainer passes it; the summed loss is divided by it, so that token averaging is right across
+                processes and accumulation steps. Without it the loss is the mean over this batch's labelled tokens.
+
+        Returns:
+            `Seq2SeqLMOutput` with `logits` [batch, tgt_len, vocab_size] and, with labels, the cross-entropy `loss`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if labels is not None:
+            if ((labels < 0) & (labels != -100)).any() or (labels >= self.config.vocab_size).any():
+                bad = labels[((labels < 0) & (labels != -100)) | (labels >= self.config.vocab_size)][0].item()
+                raise ValueError(
+                    f"labels contains {bad}; labels must be token ids in [0, {self.config.vocab_size - 1}] or -100."
+                )
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.lm_head(self.dropout(outputs.last_hidden_state))
+
+        loss = None
+        if labels is not None:
+            summed = F.cross_entropy(
+                logits.flatten(0, 1).float(), labels.flatten().to(logits.device), ignore_index=-100, reduction="sum"
+            )
+            if num_items_in_batch is None:
+                num_items_in_batch = (labels != -100).sum()
+            if isinstance(num_items_in_batch, torch.Tensor):
+                num_items_in_batch = num_items_in_batch.to(summed.device)
+            # An all -100 batch gives 0, not NaN.
+            loss = summed / torch.clamp(torch.as_tensor(num_items_in_batch, device=summed.device), min=1)
+
+        output = Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=None,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "Seq2SeqAttentionForConditionalGeneration",
+    "Seq2SeqAttentionModel",
+    "Seq2SeqAttentionPreTrainedModel",
+    "shift_tokens_right",
+]
