@@ -28,7 +28,7 @@ from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 
 
 def _additive_scores_chunk(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
-    # [batch, heads, tgt, 1, head_dim] + [batch, heads, 1, src, head_dim]: the one big intermediate of additive attention
+    # [batch, heads, tgt, 1, head_dim] + [batch, heads, 1, src, head_dim]: additive attention's one big intermediate
     features = torch.tanh(query.unsqueeze(-2) + keys.unsqueeze(-3))
     return torch.matmul(features, score_vector[None, :, None, :, None]).squeeze(-1)
 
@@ -143,14 +143,12 @@ class MultiHeadCrossAttention(nn.Module):
         batch, tgt_len, _ = hidden_states.shape
         query = self._split_heads(self.q_proj(hidden_states))
         has_source = encoder_attention_mask.any(dim=-1)
-        # An all-padding source would make every score -inf and the softmax NaN: let it attend everywhere, then zero it.
+        # An all-padding source would make every score -inf and the softmax NaN: let it attend anywhere, then zero it.
         key_mask = (encoder_attention_mask | ~has_source[:, None])[:, None, None, :]
         dropout = self.attention_dropout if self.training else 0.0
 
         use_sdpa = (
-            not output_attentions
-            and self.attention_type != "bahdanau"
-            and self.config._attn_implementation == "sdpa"
+            not output_attentions and self.attention_type != "bahdanau" and self.config._attn_implementation == "sdpa"
         )
         if use_sdpa:
             context = F.scaled_dot_product_attention(

@@ -1,4 +1,4 @@
-"""The decoding cache of the attentional RNN decoder: a transformers `Cache` that `generate` can reorder for beam search.
+"""The decoding cache of the attentional RNN decoder: a transformers `Cache` that `generate` reorders for beam search.
 
 A transformer decoder caches the keys and values of every past target token, so its cache grows with the output. A
 recurrent decoder needs only its current state: per decoder layer, the RNN state after the tokens seen so far (one

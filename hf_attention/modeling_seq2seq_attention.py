@@ -18,12 +18,13 @@ layer's output goes through the (optionally tied) output projection to predict y
 tanh(W_s mean_j h_j).
 
 The query and Bahdanau's s_{i-1}: in the paper, the query for y_i is the previous decoder state s_{i-1}, itself
-computed from y_{i-2}, s_{i-2} and the previous context c_{i-1} ("input feeding"), which forces a Python loop over target
-positions. Here the query r_i has read the same target history, y_{<i} (the decoder input at position i is y_{i-1}), but
-the context does not feed back into the same layer's recurrence. That is what lets teacher-forced training run every
-RNN layer over the whole target at once (one fused cuDNN/MKL call) and every attention for all positions in one
-batched call; with two or more layers, the context of layer l does enter the recurrence of layer l+1. Every query
-depends only on target tokens before i, so step-by-step decoding with the cache gives the teacher-forced result.
+computed from y_{i-2}, s_{i-2} and the previous context c_{i-1} ("input feeding"), which forces a Python loop over
+target positions. Here the query r_i has read the same target history, y_{<i} (the decoder input at position i is
+y_{i-1}), but the context does not feed back into the same layer's recurrence. That is what lets teacher-forced
+training run every RNN layer over the whole target at once (one fused cuDNN/MKL call) and every attention for all
+positions in one batched call; with two or more layers, the context of layer l does enter the recurrence of layer
+l+1. Every query depends only on target tokens before i, so step-by-step decoding with the cache gives the
+teacher-forced result.
 
 `attention_type="none"` is the fixed-context encoder-decoder (Cho et al. 2014): no attention; every target position
 gets the same context, the mean of the encoder states, and `cross_attentions` is None even with `output_attentions`.
@@ -125,7 +126,7 @@ class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
 
 
 class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
-    """One unidirectional RNN layer whose state queries the encoder through cross attention (see the module docstring)."""
+    """One unidirectional RNN layer whose state queries the encoder through cross attention (see module docstring)."""
 
     def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int):
         super().__init__()
@@ -355,7 +356,7 @@ class Seq2SeqAttentionDecoder(nn.Module):
                 for layer in self.layers
             ]
             if use_cache:
-                for layer_cache, (keys, values) in zip(past_key_values.layers, memories):
+                for layer_cache, (keys, values) in zip(past_key_values.layers, memories, strict=True):
                     layer_cache.update(keys, values)
 
         hidden_states = inputs_embeds
