@@ -162,11 +162,13 @@ class MultiHeadCrossAttention(nn.Module):
                 scores = torch.matmul(query, keys.transpose(-1, -2)) * self.scaling
             scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
             weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-            context = torch.matmul(F.dropout(weights, p=dropout, training=self.training), values)
-            weights = weights if output_attentions else None
-        context = context * has_source[:, None, None, None].to(context.dtype)
-        if weights is not None:
             weights = weights * has_source[:, None, None, None].to(weights.dtype)
+            # As in transformers' eager attention: the returned weights are the ones used (after dropout).
+            weights = F.dropout(weights, p=dropout, training=self.training)
+            context = torch.matmul(weights, values)
+            weights = weights if output_attentions else None
+        if use_sdpa:
+            context = context * has_source[:, None, None, None].to(context.dtype)
         context = context.transpose(1, 2).reshape(batch, tgt_len, -1)
         return self.o_proj(context), weights
 

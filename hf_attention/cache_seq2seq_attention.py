@@ -18,8 +18,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
     Attributes:
         keys: [batch, heads, src_len, head_dim] or None, the projected encoder keys (None for `attention_type="none"`).
         values: [batch, heads, src_len, head_dim] or None, the projected encoder values.
-        rnn_state: tuple of [batch, hidden_size] tensors, `(h,)` for a GRU and `(h, c)` for an LSTM, or None before
-            the first step.
+        rnn_state: [batch, num_states, hidden_size], h for a GRU and h, c for an LSTM, or None before the first step.
         num_tokens: how many target tokens the state has consumed.
     """
 
@@ -28,7 +27,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
 
     def __init__(self):
         super().__init__()
-        self.rnn_state: tuple[torch.Tensor, ...] | None = None
+        self.rnn_state: torch.Tensor | None = None
         self.num_tokens = 0
 
     def lazy_initialization(self, key_states: torch.Tensor | None, value_states: torch.Tensor | None) -> None:
@@ -43,11 +42,11 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
             self.lazy_initialization(key_states, value_states)
         return self.keys, self.values
 
-    def update_rnn_state(self, rnn_state: tuple[torch.Tensor, ...], num_new_tokens: int) -> None:
+    def update_rnn_state(self, rnn_state: torch.Tensor, num_new_tokens: int) -> None:
         """Replace the RNN state by the one after `num_new_tokens` more target tokens.
 
         Args:
-            rnn_state: tuple of [batch, hidden_size] tensors.
+            rnn_state: [batch, num_states, hidden_size].
             num_new_tokens: tokens consumed since the last update.
         """
         self.rnn_state = rnn_state
@@ -68,7 +67,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
         if self.keys is not None:
             self.keys, self.values = fn(self.keys), fn(self.values)
         if self.rnn_state is not None:
-            self.rnn_state = tuple(fn(state) for state in self.rnn_state)
+            self.rnn_state = fn(self.rnn_state)
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self._map_batch(lambda tensor: tensor.index_select(0, beam_idx.to(tensor.device)))
@@ -83,7 +82,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
         self._map_batch(lambda tensor: tensor.to("cpu", non_blocking=True))
 
     def prefetch(self):
-        device = self.rnn_state[0].device if self.rnn_state is not None else None
+        device = self.rnn_state.device if self.rnn_state is not None else None
         if device is not None:
             self._map_batch(lambda tensor: tensor.to(device, non_blocking=True))
 
@@ -99,7 +98,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
 
     @property
     def batch_size(self) -> int:
-        return self.rnn_state[0].shape[0] if self.rnn_state is not None else -1
+        return self.rnn_state.shape[0] if self.rnn_state is not None else -1
 
 
 class Seq2SeqAttentionCache(Cache):

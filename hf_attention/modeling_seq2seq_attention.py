@@ -44,7 +44,6 @@ from .attention import MultiHeadCrossAttention
 from .cache_seq2seq_attention import Seq2SeqAttentionCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 
-RNNState = tuple[torch.Tensor, ...]  # (h,) for a GRU, (h, c) for an LSTM; each [batch, hidden]
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
@@ -140,17 +139,18 @@ class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        rnn_state: RNNState,
+        rnn_state: torch.Tensor,
         keys: torch.Tensor | None,
         values: torch.Tensor | None,
         encoder_attention_mask: torch.Tensor,
         fixed_context: torch.Tensor | None,
         output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, RNNState, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """
         Args:
             hidden_states: [batch, tgt_len, hidden_size], this layer's input x.
-            rnn_state: tuple of [batch, hidden_size], the state before the first of these positions.
+            rnn_state: [batch, num_states, hidden_size], the state before the first of these positions (h for a
+                GRU, h and c for an LSTM). One tensor, not a tuple, so that reentrant checkpointing tracks it.
             keys: [batch, heads, src_len, head_dim] or None (`attention_type="none"`).
             values: [batch, heads, src_len, head_dim] or None.
             encoder_attention_mask: [batch, src_len], bool, True at real source tokens.
@@ -159,17 +159,18 @@ class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
 
         Returns:
             output: [batch, tgt_len, hidden_size].
-            rnn_state: tuple of [batch, hidden_size], the state after the last position.
+            rnn_state: [batch, num_states, hidden_size], the state after the last position.
             weights: [batch, heads, tgt_len, src_len] or None.
         """
         self.rnn.flatten_parameters()
-        rnn_input_state = tuple(state.unsqueeze(0).contiguous() for state in rnn_state)
-        if len(rnn_input_state) == 1:
-            rnn_input_state = rnn_input_state[0]
-        query, rnn_output_state = self.rnn(self.dropout(hidden_states), rnn_input_state)
-        if isinstance(rnn_output_state, torch.Tensor):
-            rnn_output_state = (rnn_output_state,)
-        new_state = tuple(state.squeeze(0) for state in rnn_output_state)
+        # torch wants [num_layers=1, batch, hidden] per state: h for nn.GRU, the pair (h, c) for nn.LSTM.
+        torch_state = rnn_state.transpose(0, 1).contiguous()
+        if isinstance(self.rnn, nn.LSTM):
+            query, (hidden, cell) = self.rnn(self.dropout(hidden_states), (torch_state[:1], torch_state[1:]))
+            new_state = torch.cat([hidden, cell]).transpose(0, 1)
+        else:
+            query, hidden = self.rnn(self.dropout(hidden_states), torch_state)
+            new_state = hidden.transpose(0, 1)
 
         if self.cross_attention is None:
             context, weights = fixed_context.unsqueeze(1).expand_as(query), None
@@ -302,18 +303,19 @@ class Seq2SeqAttentionDecoder(nn.Module):
             [Seq2SeqAttentionDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
         )
 
-    def initial_states(self, source_summary: torch.Tensor) -> list[RNNState]:
+    def initial_states(self, source_summary: torch.Tensor) -> list[torch.Tensor]:
         """
         Args:
             source_summary: [batch, hidden_size], the mean of the encoder states.
 
         Returns:
-            one state per layer: (h,) or (h, c), each [batch, hidden_size]; an LSTM's cell starts at zero.
+            one state per layer, [batch, num_states, hidden_size]: h for a GRU; h and a zero cell for an LSTM.
         """
-        hidden = torch.tanh(self.bridge(source_summary)).chunk(self.config.num_hidden_layers, dim=-1)
-        if self.num_states == 1:
-            return [(layer_hidden,) for layer_hidden in hidden]
-        return [(layer_hidden, torch.zeros_like(layer_hidden)) for layer_hidden in hidden]
+        batch_size, hidden_size = source_summary.shape
+        hidden = torch.tanh(self.bridge(source_summary)).view(batch_size, -1, 1, hidden_size)
+        if self.num_states == 2:
+            hidden = torch.cat([hidden, torch.zeros_like(hidden)], dim=2)
+        return list(hidden.unbind(dim=1))
 
     def forward(
         self,
