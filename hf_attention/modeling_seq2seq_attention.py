@@ -45,7 +45,6 @@ from .cache_seq2seq_attention import Seq2SeqAttentionCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 
 
-
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs from labels: prepend the start token, drop the last label, replace -100 by padding.
 

@@ -227,7 +227,6 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
                     self.assertTrue(torch.all(weights[0, :, :, -2:] == 0))
                     torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
 
-
     def test_retain_grad_hidden_states_attentions(self):
         config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
         config.output_hidden_states = True

@@ -1,0 +1,353 @@
+"""The encoder-decoder: outputs, padding, causality, loss, caching, generation, saving and loading, bad input."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModel, AutoModelForSeq2SeqLM
+
+from hf_attention import (
+    ATTENTION_TYPES,
+    Seq2SeqAttentionCache,
+    Seq2SeqAttentionConfig,
+    Seq2SeqAttentionForConditionalGeneration,
+    Seq2SeqAttentionModel,
+    shift_tokens_right,
+)
+
+VOCAB, HIDDEN, LAYERS, HEADS = 40, 16, 2, 4
+ALL_VARIANTS = [(attention_type, rnn_type) for attention_type in ATTENTION_TYPES for rnn_type in ("gru", "lstm")]
+
+
+def make_model(attention_type="bahdanau", rnn_type="gru", **kwargs) -> Seq2SeqAttentionForConditionalGeneration:
+    torch.manual_seed(0)
+    config = Seq2SeqAttentionConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        attention_type=attention_type,
+        rnn_type=rnn_type,
+        **kwargs,
+    )
+    return Seq2SeqAttentionForConditionalGeneration(config).eval()
+
+
+def batch(seed=0, batch_size=3, src_len=7, tgt_len=5):
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(3, VOCAB, (batch_size, src_len), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 5:] = 0
+    input_ids[1, 5:] = 0
+    labels = torch.randint(3, VOCAB, (batch_size, tgt_len), generator=generator)
+    return input_ids, attention_mask, labels
+
+
+@pytest.mark.parametrize(("attention_type", "rnn_type"), ALL_VARIANTS)
+def test_output_shapes(attention_type, rnn_type):
+    model = make_model(attention_type, rnn_type)
+    input_ids, attention_mask, labels = batch()
+    out = model(
+        input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True, output_hidden_states=True
+    )
+    assert out.logits.shape == (3, 5, VOCAB)
+    assert len(out.encoder_hidden_states) == LAYERS + 1 and len(out.decoder_hidden_states) == LAYERS + 1
+    assert all(h.shape == (3, 7, HIDDEN) for h in out.encoder_hidden_states)
+    assert all(h.shape == (3, 5, HIDDEN) for h in out.decoder_hidden_states)
+    assert out.encoder_attentions is None and out.decoder_attentions is None
+    if attention_type == "none":
+        assert out.cross_attentions is None
+    else:
+        assert len(out.cross_attentions) == LAYERS
+        assert all(a.shape == (3, HEADS, 5, 7) for a in out.cross_attentions)
+        assert all(torch.equal(a[1, :, :, 5:], torch.zeros(HEADS, 5, 2)) for a in out.cross_attentions)
+
+
+def test_tuple_outputs_with_return_dict_false():
+    model = make_model()
+    input_ids, attention_mask, labels = batch()
+    as_dict = model(input_ids, attention_mask=attention_mask, labels=labels)
+    as_tuple = model(input_ids, attention_mask=attention_mask, labels=labels, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], as_dict.loss)
+    torch.testing.assert_close(as_tuple[1], as_dict.logits)
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_encoder_ignores_padding_on_either_side(rnn_type):
+    model = make_model("scaled_dot", rnn_type)
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, VOCAB, (1, 5), generator=generator)
+    pad = torch.zeros(1, 3, dtype=torch.long)
+    reference = model.model.encoder(ids).last_hidden_state
+    right = model.model.encoder(torch.cat([ids, pad], 1), attention_mask=torch.tensor([[1] * 5 + [0] * 3]))
+    left = model.model.encoder(torch.cat([pad, ids], 1), attention_mask=torch.tensor([[0] * 3 + [1] * 5]))
+    torch.testing.assert_close(right.last_hidden_state[:, :5], reference)
+    torch.testing.assert_close(left.last_hidden_state[:, 3:], reference)
+    assert torch.equal(right.last_hidden_state[:, 5:], torch.zeros(1, 3, HIDDEN))
+    # And the decoder's predictions do not change either.
+    labels = torch.randint(3, VOCAB, (1, 4), generator=generator)
+    expected = model(ids, labels=labels).logits
+    padded = model(torch.cat([pad, ids], 1), attention_mask=torch.tensor([[0] * 3 + [1] * 5]), labels=labels).logits
+    torch.testing.assert_close(padded, expected)
+
+
+def test_all_padding_source_gives_no_nan():
+    model = make_model()
+    input_ids, attention_mask, labels = batch()
+    attention_mask[0] = 0
+    out = model(input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
+    assert all(torch.equal(a[0], torch.zeros_like(a[0])) for a in out.cross_attentions)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
+def test_decoder_is_causal(attention_type):
+    model = make_model(attention_type)
+    input_ids, attention_mask, _ = batch()
+    decoder_input_ids = torch.randint(3, VOCAB, (3, 6), generator=torch.Generator().manual_seed(2))
+    changed = decoder_input_ids.clone()
+    changed[:, 3] = (changed[:, 3] + 1) % VOCAB
+    logits = model(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+    logits_changed = model(input_ids, attention_mask=attention_mask, decoder_input_ids=changed).logits
+    torch.testing.assert_close(logits[:, :3], logits_changed[:, :3])
+    assert not torch.allclose(logits[:, 3:], logits_changed[:, 3:])
+
+
+@pytest.mark.parametrize(("attention_type", "rnn_type"), ALL_VARIANTS)
+def test_step_by_step_decoding_with_cache_equals_teacher_forcing(attention_type, rnn_type):
+    model = make_model(attention_type, rnn_type)
+    input_ids, attention_mask, _ = batch()
+    decoder_input_ids = torch.randint(3, VOCAB, (3, 6), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full = model(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            use_cache=False,
+            output_attentions=True,
+        )
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        cache, step_logits, step_attentions = None, [], []
+        for position in range(6):
+            out = model(
+                encoder_outputs=encoder_outputs,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids[:, position : position + 1],
+                past_key_values=cache,
+                use_cache=True,
+                output_attentions=True,
+            )
+            cache = out.past_key_values
+            step_logits.append(out.logits)
+            step_attentions.append(out.cross_attentions)
+    assert isinstance(cache, Seq2SeqAttentionCache) and cache.get_seq_length() == 6
+    torch.testing.assert_close(torch.cat(step_logits, dim=1), full.logits, atol=1e-5, rtol=1e-5)
+    if attention_type != "none":
+        for layer in range(LAYERS):
+            stepped = torch.cat([step[layer] for step in step_attentions], dim=2)
+            torch.testing.assert_close(stepped, full.cross_attentions[layer], atol=1e-5, rtol=1e-5)
+
+
+def test_training_runs_each_rnn_once_per_layer_not_once_per_position():
+    """The teacher-forced pass has no Python loop over target positions: every RNN module runs exactly once."""
+    model = make_model().train()
+    input_ids, attention_mask, labels = batch(tgt_len=9)
+    calls = []
+    hooks = [m.register_forward_hook(lambda *_: calls.append(1)) for m in model.modules() if isinstance(m, nn.GRU)]
+    model(input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+    for hook in hooks:
+        hook.remove()
+    assert len(calls) == 2 * LAYERS
+
+
+def test_loss_is_token_cross_entropy_ignoring_minus_100():
+    model = make_model()
+    input_ids, attention_mask, labels = batch()
+    labels[0, 3:] = -100
+    out = model(input_ids, attention_mask=attention_mask, labels=labels)
+    expected = nn.functional.cross_entropy(out.logits.reshape(-1, VOCAB), labels.reshape(-1), ignore_index=-100)
+    torch.testing.assert_close(out.loss, expected)
+    decoder_input_ids = shift_tokens_right(labels, model.config.pad_token_id, model.config.decoder_start_token_id)
+    assert decoder_input_ids[:, 0].eq(model.config.decoder_start_token_id).all()
+    assert decoder_input_ids[0, 4].item() == model.config.pad_token_id  # -100 became padding
+    explicit = model(input_ids, attention_mask=attention_mask, labels=labels, decoder_input_ids=decoder_input_ids)
+    torch.testing.assert_close(explicit.loss, out.loss)
+
+
+def test_loss_with_num_items_in_batch_adds_up_across_processes():
+    """What the Trainer does on 2 processes: each half divides its summed loss by the global token count."""
+    model = make_model()
+    input_ids, attention_mask, labels = batch(batch_size=4)
+    labels[1, 2:] = -100
+    full = model(input_ids, attention_mask=attention_mask, labels=labels).loss
+    total = (labels != -100).sum()
+    halves = [
+        model(input_ids[part], attention_mask=attention_mask[part], labels=labels[part], num_items_in_batch=total).loss
+        for part in (slice(0, 2), slice(2, 4))
+    ]
+    torch.testing.assert_close(halves[0] + halves[1], full)
+
+
+@pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot", "none"])
+@pytest.mark.parametrize("num_beams", [1, 4])
+def test_generate_with_and_without_cache_give_the_same_tokens(attention_type, num_beams):
+    model = make_model(attention_type)
+    input_ids, attention_mask, _ = batch()
+    kwargs = dict(attention_mask=attention_mask, num_beams=num_beams, max_new_tokens=8, min_new_tokens=8)
+    with_cache = model.generate(input_ids, use_cache=True, **kwargs)
+    without_cache = model.generate(input_ids, use_cache=False, **kwargs)
+    assert with_cache.shape == (3, 9)
+    assert torch.equal(with_cache, without_cache)
+
+
+def test_sampling_generation_is_seeded_and_batched():
+    model = make_model()
+    input_ids, attention_mask, _ = batch()
+    torch.manual_seed(5)
+    first = model.generate(input_ids, attention_mask=attention_mask, do_sample=True, max_new_tokens=6)
+    torch.manual_seed(5)
+    second = model.generate(input_ids, attention_mask=attention_mask, do_sample=True, max_new_tokens=6)
+    assert torch.equal(first, second) and first.shape[0] == 3
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_returns_cross_attention_of_every_step(num_beams):
+    model = make_model("bahdanau")
+    input_ids, attention_mask, _ = batch()
+    out = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        num_beams=num_beams,
+        max_new_tokens=5,
+        min_new_tokens=5,
+        output_attentions=True,
+        return_dict_in_generate=True,
+    )
+    assert len(out.cross_attentions) == 5
+    for step in out.cross_attentions:
+        assert len(step) == LAYERS
+        for weights in step:
+            assert weights.shape == (3 * num_beams, HEADS, 1, 7)
+            torch.testing.assert_close(weights.sum(-1), torch.ones(3 * num_beams, HEADS, 1))
+            assert torch.equal(weights.view(3, num_beams, HEADS, 7)[1, ..., 5:], torch.zeros(num_beams, HEADS, 2))
+
+
+def test_cache_reorders_selects_and_repeats_along_the_batch():
+    model = make_model("scaled_dot", "lstm")
+    input_ids, attention_mask, _ = batch()
+    out = model(
+        input_ids, attention_mask=attention_mask, decoder_input_ids=torch.ones(3, 2, dtype=torch.long), use_cache=True
+    )
+    cache = out.past_key_values
+    layer = cache.layers[0]
+    assert layer.rnn_state.shape == (3, 2, HIDDEN) and layer.keys.shape == (3, HEADS, 7, HIDDEN // HEADS)
+    state, keys = layer.rnn_state.clone(), layer.keys.clone()
+    cache.reorder_cache(torch.tensor([2, 0, 0]))
+    assert torch.equal(layer.rnn_state, state[[2, 0, 0]]) and torch.equal(layer.keys, keys[[2, 0, 0]])
+    cache.batch_select_indices(torch.tensor([0, 1]))
+    assert torch.equal(layer.rnn_state, state[[2, 0]])
+    cache.batch_repeat_interleave(2)
+    assert torch.equal(layer.rnn_state, state[[2, 2, 0, 0]])
+    assert cache.get_seq_length() == 2 and not cache.is_croppable
+    with pytest.raises(NotImplementedError, match="cannot be cropped"):
+        cache.crop(-1)
+
+
+@pytest.mark.parametrize("tie_word_embeddings", [True, False])
+def test_save_and_load_round_trip(tmp_path, tie_word_embeddings):
+    model = make_model("general", tie_word_embeddings=tie_word_embeddings)
+    assert (model.lm_head.weight is model.get_input_embeddings().weight) == tie_word_embeddings
+    input_ids, attention_mask, labels = batch()
+    expected = model(input_ids, attention_mask=attention_mask, labels=labels).logits
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert type(loaded) is Seq2SeqAttentionForConditionalGeneration
+    torch.testing.assert_close(loaded(input_ids, attention_mask=attention_mask, labels=labels).logits, expected)
+    base = AutoModel.from_pretrained(tmp_path)
+    assert type(base) is Seq2SeqAttentionModel
+
+
+def test_trust_remote_code_loads_without_the_package(tmp_path):
+    model = make_model("bahdanau")
+    model.save_pretrained(tmp_path)
+    for name in (
+        "modeling_seq2seq_attention.py",
+        "configuration_seq2seq_attention.py",
+        "attention.py",
+        "cache_seq2seq_attention.py",
+    ):
+        assert (tmp_path / name).is_file(), name
+    input_ids, attention_mask, _ = batch()
+    expected = model.generate(input_ids, attention_mask=attention_mask, num_beams=2, max_new_tokens=6)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["hf_attention"] = None  # the package cannot be imported
+        import torch
+        from transformers import AutoModelForSeq2SeqLM
+        model = AutoModelForSeq2SeqLM.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        ids = torch.tensor({input_ids.tolist()})
+        mask = torch.tensor({attention_mask.tolist()})
+        print(model.generate(ids, attention_mask=mask, num_beams=2, max_new_tokens=6).tolist())
+        """
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == str(expected.tolist())
+
+
+def test_resize_token_embeddings_keeps_tying_and_works():
+    model = make_model()
+    model.resize_token_embeddings(VOCAB + 8)
+    assert model.config.vocab_size == VOCAB + 8
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    input_ids, attention_mask, labels = batch()
+    input_ids[0, 0] = VOCAB + 7
+    assert model(input_ids, attention_mask=attention_mask, labels=labels).logits.shape[-1] == VOCAB + 8
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    input_ids, attention_mask, labels = batch()
+    gradients = []
+    for checkpointing in (False, True):
+        model = make_model("bahdanau", "lstm", dropout=0.0).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+        model(input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert gradients[0].keys() == gradients[1].keys()
+    for name in gradients[0]:
+        torch.testing.assert_close(gradients[1][name], gradients[0][name], msg=name)
+
+
+def test_bad_input_raises_clear_errors():
+    model = make_model()
+    input_ids, attention_mask, labels = batch()
+    bad_ids = input_ids.clone()
+    bad_ids[0, 0] = VOCAB
+    with pytest.raises(ValueError, match=rf"input_ids contains token id {VOCAB}, outside the vocabulary \[0, 39\]"):
+        model(bad_ids, attention_mask=attention_mask, labels=labels)
+    with pytest.raises(ValueError, match=r"decoder_input_ids contains token id -1"):
+        model(input_ids, attention_mask=attention_mask, decoder_input_ids=torch.full((3, 2), -1))
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(3, 6\) but input_ids has shape \(3, 7\)"):
+        model(input_ids, attention_mask=attention_mask[:, :6], labels=labels)
+    bad_labels = labels.clone()
+    bad_labels[1, 1] = -5
+    with pytest.raises(ValueError, match=r"labels contains -5; labels must be token ids in \[0, 39\] or -100"):
+        model(input_ids, attention_mask=attention_mask, labels=bad_labels)
+    from transformers import DynamicCache
+
+    with pytest.raises(ValueError, match="past_key_values is a DynamicCache"):
+        model(input_ids, decoder_input_ids=labels, past_key_values=DynamicCache(), use_cache=True)
+    with pytest.raises(ValueError, match="Pass exactly one of decoder_input_ids and decoder_inputs_embeds"):
+        model(input_ids, attention_mask=attention_mask)
