@@ -28,7 +28,7 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
         attention_chunk_size (`int`, defaults to 2**24): upper bound on the number of elements of the additive
             score tensor [batch, heads, tgt_chunk, src_len, head_dim] that `"bahdanau"` materialises at once; longer
             targets are scored in chunks of positions.
-        initializer_range (`float`, defaults to 0.02): standard deviation of the normal init of linear layers and
+        initializer_range (`float`, defaults to 0.1): standard deviation of the normal init of linear layers and
             embeddings.
         tie_word_embeddings (`bool`, defaults to `True`): share the output projection with the embedding table.
 
@@ -54,7 +54,7 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
     dropout: float | int = 0.2
     attention_dropout: float | int = 0.0
     attention_chunk_size: int = 2**24
-    initializer_range: float = 0.02
+    initializer_range: float = 0.1
     use_cache: bool = True
     is_encoder_decoder: bool = True
     tie_word_embeddings: bool = True

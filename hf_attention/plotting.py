@@ -1,0 +1,77 @@
+"""Attention heatmaps in the manner of Figure 3 of Bahdanau et al. 2015: source words on the x axis, generated target
+words on the y axis, the weight a_ij as the brightness of cell (i, j)."""
+
+from pathlib import Path
+
+import torch
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError("Plotting needs matplotlib: pip install 'hf-attention[plots]'") from error
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_attention(
+    weights: torch.Tensor,
+    source_tokens: list[str],
+    target_tokens: list[str],
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """Draw one sentence's cross attention and save it as an image.
+
+    Args:
+        weights: [tgt_len, src_len] for one map, or [heads, tgt_len, src_len] for one panel per head followed by a
+            panel of the head average.
+        source_tokens: `src_len` labels for the x axis.
+        target_tokens: `tgt_len` labels for the y axis.
+        path: where to write the image (the format follows the suffix, e.g. `.png`).
+        title: a title over the figure.
+
+    Returns:
+        The path written.
+    """
+    given_shape = tuple(weights.shape)
+    weights = weights.detach().float().cpu()
+    if weights.dim() == 2:
+        weights = weights.unsqueeze(0)
+    if weights.dim() != 3:
+        raise ValueError(f"weights must be [tgt_len, src_len] or [heads, tgt_len, src_len]: {given_shape}")
+    num_heads, tgt_len, src_len = weights.shape
+    if len(source_tokens) != src_len or len(target_tokens) != tgt_len:
+        raise ValueError(
+            f"{len(source_tokens)} source and {len(target_tokens)} target labels for weights of shape "
+            f"{given_shape}: expected {src_len} and {tgt_len}."
+        )
+    panels = [(weights[head], f"head {head}") for head in range(num_heads)]
+    if num_heads > 1:
+        panels.append((weights.mean(dim=0), "average of heads"))
+
+    plt = _pyplot()
+    cell = 0.32
+    width = max(3.0, cell * src_len + 1.5)
+    height = max(2.5, cell * tgt_len + 1.2)
+    figure, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), squeeze=False)
+    for axis, (panel, label) in zip(axes[0], panels, strict=True):
+        axis.imshow(panel.numpy(), cmap="gray", vmin=0.0, vmax=1.0, aspect="equal")
+        axis.set_xticks(range(src_len), source_tokens, rotation=90, fontsize=8)
+        axis.set_yticks(range(tgt_len), target_tokens, fontsize=8)
+        axis.xaxis.tick_top()
+        axis.set_xlabel(label)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+__all__ = ["plot_attention"]
