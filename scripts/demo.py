@@ -3,7 +3,7 @@
 Reversal is the classic sanity task of attentional seq2seq: target word i must look at source word n-1-i, so a model
 that learned to align shows an anti-diagonal heatmap. The German->English main job replaces this script.
 
-    python scripts/demo.py [--attention_type bahdanau] [--max_steps 400] [--output_dir outputs/demo]
+    python scripts/demo.py --config configs/demo.yaml [--attention_type scaled_dot] [--max_steps 800] [...]
 """
 
 import json
@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, default_data_collator, set_seed
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, default_data_collator, set_seed
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
+from hf_attention.cli import parse_arguments
 from hf_attention.plotting import plot_attention
 
 PAD, BOS, EOS = 0, 1, 2
@@ -48,10 +49,7 @@ def reversal_examples(count: int, min_length: int, max_length: int, seed: int) -
 
 
 def main():
-    demo_args, training_args = HfArgumentParser((DemoArguments, Seq2SeqTrainingArguments)).parse_args_into_dataclasses(
-        args=None,
-        look_for_args_file=False,
-    )
+    demo_args, training_args = parse_arguments((DemoArguments, Seq2SeqTrainingArguments))
     set_seed(training_args.seed)
     train = Dataset.from_dict(reversal_examples(demo_args.num_train, demo_args.min_length, demo_args.max_length, 0))
     test = reversal_examples(demo_args.num_test, demo_args.min_length, demo_args.max_length, 1)
