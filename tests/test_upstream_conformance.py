@@ -17,7 +17,6 @@ Every test that is skipped outright is listed in `SKIPPED` with its reason.
 import copy
 import os
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 from unittest import mock
@@ -259,5 +258,3 @@ def test_upstream_folder_is_the_installed_version():
     readme = (HF_TESTS_DIR / "README.md").read_text()
     assert transformers.__version__ in readme, (transformers.__version__, HF_TESTS_DIR)
     assert hf_attention.Seq2SeqAttentionConfig.model_type == "seq2seq_attention"
-    with tempfile.TemporaryDirectory():
-        pass
