@@ -260,7 +260,8 @@ class Seq2SeqAttentionEncoder(nn.Module):
         if attention_mask is None:
             mask = torch.ones(batch_size, src_len, dtype=torch.bool, device=inputs_embeds.device)
         else:
-            _check_mask("attention_mask", attention_mask, "the source", inputs_embeds.shape[:2])
+            source_name = "input_ids" if input_ids is not None else "inputs_embeds"
+            _check_mask("attention_mask", attention_mask, source_name, inputs_embeds.shape[:2])
             mask = attention_mask.bool()
 
         # Gather real tokens to the front of each row (stable, so their order is kept): packed sequences need it, and
@@ -439,9 +440,9 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
         use_cache = use_cache if use_cache is not None else config.use_cache
         return_dict = return_dict if return_dict is not None else config.return_dict
 
-        if encoder_outputs is None:
-            if input_ids is not None and attention_mask is not None:
-                _check_mask("attention_mask", attention_mask, "input_ids", input_ids.shape)
+        # The encoder checks the mask against its input; precomputed encoder outputs are checked below.
+        encoder_precomputed = encoder_outputs is not None
+        if not encoder_precomputed:
             encoder_outputs = self.encoder(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
@@ -460,7 +461,8 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
                 encoder_hidden_states.shape[:2], dtype=torch.bool, device=encoder_hidden_states.device
             )
         else:
-            _check_mask("attention_mask", attention_mask, "the encoder output", encoder_hidden_states.shape[:2])
+            if encoder_precomputed:
+                _check_mask("attention_mask", attention_mask, "encoder_outputs", encoder_hidden_states.shape[:2])
             encoder_attention_mask = attention_mask.bool()
 
         if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
@@ -564,8 +566,9 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if labels is not None:
-            if ((labels < 0) & (labels != -100)).any() or (labels >= self.config.vocab_size).any():
-                bad = labels[((labels < 0) & (labels != -100)) | (labels >= self.config.vocab_size)][0].item()
+            invalid = ((labels < 0) & (labels != -100)) | (labels >= self.config.vocab_size)
+            if invalid.any():
+                bad = labels[invalid][0].item()
                 raise ValueError(
                     f"labels contains {bad}; labels must be token ids in [0, {self.config.vocab_size - 1}] or -100."
                 )
