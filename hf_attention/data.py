@@ -1,0 +1,293 @@
+"""Translation corpora as `datasets.DatasetDict`s of `{"translation": {src_lang: ..., tgt_lang: ...}}` rows.
+
+Sources, all behind `load_translation_corpus(corpus=...)`:
+- `"ding"` (the default): the human sentence pairs of Debian's `trans-de-en` package (the Ding German-English
+  dictionary, GPL-2+), read from the installed file and split deterministically. The corpus is never copied into
+  this repository.
+- a local `.jsonl` / `.json` / `.tsv` / `.csv` file, or a folder holding `train`, `validation` and `test` files of
+  one of those formats, read with `datasets.load_dataset`;
+- `"reversal"` and `"numbers"`: seeded synthetic tasks, generated on the fly;
+- anything else is taken as a Hugging Face Hub dataset id with a `translation` column.
+
+`tokenize_translations` turns a corpus into model inputs with batched `Dataset.map`; its cache fingerprint includes
+the tokenizer's full state, so a retrained tokenizer never reuses stale token ids.
+"""
+
+import os
+import random
+import re
+from pathlib import Path
+
+import datasets
+from datasets import Dataset, DatasetDict
+from datasets.fingerprint import Hasher
+
+DING_PATH = Path("/usr/share/trans/de-en")
+SYNTHETIC_CORPORA = ("reversal", "numbers")
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".tsv": "csv", ".csv": "csv"}
+SPLITS = ("train", "validation", "test")
+
+# Ding annotations: {f} {pl} {adj} (grammar) and [Br.] [ugs.] (usage); they are not part of the sentence.
+_ANNOTATION = re.compile(r"\s*(\{[^}]*\}|\[[^\]]*\])")
+_SENTENCE_END = (".", "?", "!")
+
+
+def _clean_piece(piece: str) -> str:
+    first_alternative = piece.split(";")[0]
+    return " ".join(_ANNOTATION.sub("", first_alternative).split())
+
+
+def _is_sentence(text: str) -> bool:
+    return len(text.split()) >= 3 and text.endswith(_SENTENCE_END)
+
+
+def parse_ding_line(line: str) -> list[tuple[str, str]]:
+    """The sentence pairs of one line of the Ding dictionary (`German :: English`, pieces separated by ` | `).
+
+    Pieces correspond one to one between the sides; each contributes its first `;` alternative with `{...}` and
+    `[...]` annotations removed, when both sides are sentences (3 words or more, ending in `.`, `?` or `!`).
+    Comment lines, lines without ` :: ` and lines whose sides have different numbers of pieces give nothing.
+    """
+    line = line.rstrip("\n")
+    if line.startswith("#") or " :: " not in line:
+        return []
+    german, english = line.split(" :: ", 1)
+    german_pieces, english_pieces = german.split(" | "), english.split(" | ")
+    if len(german_pieces) != len(english_pieces):
+        return []
+    pairs = []
+    for german_piece, english_piece in zip(german_pieces, english_pieces, strict=True):
+        german_piece, english_piece = _clean_piece(german_piece), _clean_piece(english_piece)
+        if _is_sentence(german_piece) and _is_sentence(english_piece):
+            pairs.append((german_piece, english_piece))
+    return pairs
+
+
+def read_ding_corpus(path: str | Path = DING_PATH) -> list[tuple[str, str]]:
+    """All distinct (German, English) sentence pairs of the Ding file at `path`, in file order."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"The default corpus {path} is missing. Install it with `sudo apt-get install -y trans-de-en` "
+            "(Debian/Ubuntu; scripts/setup.sh does this), or pass another corpus with `--corpus`: a local "
+            ".jsonl/.tsv/.csv file or folder, a Hub dataset id, or a synthetic task (reversal, numbers)."
+        )
+    pairs = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            for pair in parse_ding_line(line):
+                pairs.setdefault(pair, None)
+    return list(pairs)
+
+
+def split_pairs(
+    pairs: list[tuple[str, str]], validation_size: int, test_size: int, seed: int
+) -> dict[str, list[tuple[str, str]]]:
+    """Seeded shuffle into train / validation / test.
+
+    Train keeps no pair that shares its source or its target sentence with a held-out pair (the dictionary lists
+    some sentences under several headwords, with other translations), so the test sentences are unseen.
+    """
+    if validation_size < 0 or test_size < 0 or validation_size + test_size >= len(pairs):
+        raise ValueError(
+            f"validation_size={validation_size} and test_size={test_size} must be >= 0 and leave training pairs "
+            f"out of {len(pairs)}"
+        )
+    shuffled = list(pairs)
+    random.Random(seed).shuffle(shuffled)
+    test = shuffled[:test_size]
+    validation = shuffled[test_size : test_size + validation_size]
+    held_out = {sentence for pair in test + validation for sentence in pair}
+    train = [pair for pair in shuffled[test_size + validation_size :] if not held_out.intersection(pair)]
+    return {"train": train, "validation": validation, "test": test}
+
+
+def pairs_to_dataset_dict(splits: dict[str, list[tuple[str, str]]], src_lang: str, tgt_lang: str) -> DatasetDict:
+    return DatasetDict(
+        {
+            name: Dataset.from_dict({"translation": [{src_lang: src, tgt_lang: tgt} for src, tgt in pairs]})
+            for name, pairs in splits.items()
+        }
+    )
+
+
+def reversal_pairs(count: int, min_length: int = 4, max_length: int = 12, seed: int = 0) -> list[tuple[str, str]]:
+    """Random sequences of the letters a..z (as words) and their reversal: target word i aligns to source n-1-i."""
+    generator = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pairs = []
+    for _ in range(count):
+        words = [generator.choice(letters) for _ in range(generator.randint(min_length, max_length))]
+        pairs.append((" ".join(words), " ".join(reversed(words))))
+    return pairs
+
+
+def number_pairs(count: int, max_number: int = 999_999, target_language: str = "de", seed: int = 0):
+    """English number words -> the same number in `target_language` words (num2words), e.g. 'twenty-one' ->
+    'einundzwanzig': German swaps tens and units inside one word, so the alignment is not monotonic."""
+    from num2words import num2words
+
+    generator = random.Random(seed)
+    numbers = [generator.randint(0, max_number) for _ in range(count)]
+    return [(num2words(number, lang="en"), num2words(number, lang=target_language)) for number in numbers]
+
+
+def _synthetic_corpus(name: str, validation_size: int, test_size: int, seed: int, size: int) -> dict:
+    make = reversal_pairs if name == "reversal" else number_pairs
+    # Separate seeds per split; duplicates between them are possible by chance and harmless for these tasks.
+    return {
+        "train": make(size, seed=seed),
+        "validation": make(validation_size, seed=seed + 1),
+        "test": make(test_size, seed=seed + 2),
+    }
+
+
+def _to_translation_column(dataset: Dataset, src_lang: str, tgt_lang: str, origin: str) -> Dataset:
+    """Accept `{"translation": {src, tgt}}` rows or flat `{src_lang: ..., tgt_lang: ...}` columns."""
+    if "translation" in dataset.column_names:
+        return dataset.select_columns(["translation"])
+    if src_lang in dataset.column_names and tgt_lang in dataset.column_names:
+        return dataset.map(
+            lambda row: {"translation": {src_lang: row[src_lang], tgt_lang: row[tgt_lang]}},
+            remove_columns=dataset.column_names,
+        )
+    raise ValueError(
+        f"{origin}: expected a 'translation' column or the columns {src_lang!r} and {tgt_lang!r}, "
+        f"found {dataset.column_names}"
+    )
+
+
+def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
+    if path.is_dir():
+        data_files = {}
+        for split in SPLITS:
+            found = [path / f"{split}{suffix}" for suffix in LOCAL_FORMATS if (path / f"{split}{suffix}").is_file()]
+            if not found:
+                raise FileNotFoundError(f"{path}: no {split}.jsonl/.json/.tsv/.csv file in this folder")
+            data_files[split] = str(found[0])
+        suffixes = {Path(file).suffix for file in data_files.values()}
+        if len({LOCAL_FORMATS[suffix] for suffix in suffixes}) != 1 or {".tsv", ".csv"} <= suffixes:
+            raise ValueError(f"{path}: the split files must share one format, found {sorted(suffixes)}")
+        suffix = next(iter(suffixes))
+    else:
+        suffix = path.suffix
+        if suffix not in LOCAL_FORMATS:
+            raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
+        data_files = {"train": str(path)}
+    builder = LOCAL_FORMATS[suffix]
+    options = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    loaded = datasets.load_dataset(builder, data_files=data_files, **options)
+    loaded = DatasetDict(
+        {name: _to_translation_column(split, src_lang, tgt_lang, str(path)) for name, split in loaded.items()}
+    )
+    if path.is_dir():
+        return loaded
+    everything = loaded["train"]
+    pairs = [(row[src_lang], row[tgt_lang]) for row in everything["translation"]]
+    return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+
+
+def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on") or datasets.config.HF_HUB_OFFLINE:
+        raise ValueError(
+            f"--corpus {dataset_id!r} is neither a local file or folder nor a built-in corpus "
+            f"(ding, {', '.join(SYNTHETIC_CORPORA)}), and the Hub is off (HF_HUB_OFFLINE=1), so it cannot be "
+            "loaded as a Hub dataset id."
+        )
+    dataset_name, _, config_name = dataset_id.partition(":")
+    loaded = datasets.load_dataset(dataset_name, config_name or None)
+    loaded = DatasetDict(
+        {name: _to_translation_column(split, src_lang, tgt_lang, dataset_id) for name, split in loaded.items()}
+    )
+    if "train" not in loaded:
+        raise ValueError(f"{dataset_id}: no train split, found {list(loaded)}")
+    if "validation" not in loaded or "test" not in loaded:
+        pairs = [(row[src_lang], row[tgt_lang]) for row in loaded["train"]["translation"]]
+        return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+    return DatasetDict({split: loaded[split] for split in SPLITS})
+
+
+def load_translation_corpus(
+    corpus: str = "ding",
+    src_lang: str = "de",
+    tgt_lang: str = "en",
+    validation_size: int = 500,
+    test_size: int = 1000,
+    seed: int = 0,
+    synthetic_size: int = 20000,
+) -> DatasetDict:
+    """A train / validation / test `DatasetDict` of `{"translation": {src_lang: ..., tgt_lang: ...}}` rows.
+
+    Args:
+        corpus: "ding" (Debian's trans-de-en, German->English), "reversal", "numbers", a local file or folder, or a
+            Hub dataset id (`name` or `name:config`).
+        validation_size, test_size: held-out sizes when the source has no splits of its own.
+        seed: the split seed (and the generation seed of the synthetic tasks).
+        synthetic_size: number of training pairs of a synthetic task.
+    """
+    if corpus == "ding" or Path(corpus) == DING_PATH:
+        if (src_lang, tgt_lang) not in (("de", "en"), ("en", "de")):
+            raise ValueError(f"the Ding corpus is German-English; got src_lang={src_lang!r}, tgt_lang={tgt_lang!r}")
+        pairs = read_ding_corpus(DING_PATH if corpus == "ding" else corpus)
+        if src_lang == "en":
+            pairs = [(english, german) for german, english in pairs]
+        return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+    if corpus in SYNTHETIC_CORPORA:
+        splits = _synthetic_corpus(corpus, validation_size, test_size, seed, synthetic_size)
+        return pairs_to_dataset_dict(splits, src_lang, tgt_lang)
+    path = Path(corpus)
+    if path.exists():
+        return _load_local(path, src_lang, tgt_lang, validation_size, test_size, seed)
+    if path.suffix in LOCAL_FORMATS or "/" in corpus and (corpus.startswith((".", "/", "~"))):
+        raise FileNotFoundError(f"--corpus {corpus}: no such file or folder")
+    return _load_hub(corpus, src_lang, tgt_lang, validation_size, test_size, seed)
+
+
+def tokenize_translations(
+    corpus: DatasetDict,
+    tokenizer,
+    src_lang: str,
+    tgt_lang: str,
+    max_source_length: int,
+    max_target_length: int,
+    num_proc: int | None = None,
+) -> DatasetDict:
+    """`input_ids`, `attention_mask` and `labels` for every split (batched `map`), keeping the text columns' order.
+
+    Training pairs longer than the limits are dropped (truncating them would teach the model to stop mid-sentence);
+    validation and test sources are truncated instead, so that every held-out sentence is scored, and their labels
+    are kept whole (they are the references).
+    """
+    tokenizer_state = Hasher.hash(tokenizer.backend_tokenizer.to_str())
+
+    def encode(batch, truncate: bool):
+        sources = [pair[src_lang] for pair in batch["translation"]]
+        targets = [pair[tgt_lang] for pair in batch["translation"]]
+        inputs = tokenizer(sources, max_length=max_source_length if truncate else None, truncation=truncate)
+        inputs["labels"] = tokenizer(text_target=targets)["input_ids"]
+        return inputs
+
+    encoded = {}
+    for name, split in corpus.items():
+        truncate = name != "train"
+        fingerprint = Hasher.hash((split._fingerprint, tokenizer_state, max_source_length, max_target_length, name))
+        split = split.map(
+            encode,
+            batched=True,
+            fn_kwargs={"truncate": truncate},
+            num_proc=num_proc,
+            new_fingerprint=fingerprint,
+            desc=f"Tokenizing {name}",
+        )
+        if not truncate:
+            split = split.filter(
+                lambda batch: [
+                    len(source) <= max_source_length and len(target) <= max_target_length
+                    for source, target in zip(batch["input_ids"], batch["labels"], strict=True)
+                ],
+                batched=True,
+                new_fingerprint=Hasher.hash((fingerprint, "filter")),
+                desc=f"Dropping {name} pairs over {max_source_length}/{max_target_length} tokens",
+            )
+        encoded[name] = split
+    return DatasetDict(encoded)

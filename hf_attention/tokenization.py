@@ -1,0 +1,58 @@
+"""A joint source+target BPE tokenizer, trained with the `tokenizers` library and wrapped as a transformers fast
+tokenizer whose special-token ids match `Seq2SeqAttentionConfig`'s defaults (pad 0, bos 1, eos 2, unk 3).
+
+Words are marked with a leading "▁" (Metaspace), so decoding restores the spacing of the input exactly. Every
+encoded sequence ends in `</s>`; the decoder's start token `<s>` is prepended by the model when it shifts the labels.
+"""
+
+from collections.abc import Iterable
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<s>", "</s>", "<unk>"
+SPECIAL_TOKENS = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN]  # ids 0, 1, 2, 3
+
+
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int, model_max_length: int = 256, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
+    """Train BPE on `texts` (both languages for a shared vocabulary) and wrap it for transformers.
+
+    Args:
+        texts: sentences of both languages.
+        vocab_size: the largest vocabulary, special tokens included (smaller when the texts have fewer merges).
+        model_max_length: the longest input the model is meant for, saved with the tokenizer.
+        min_frequency: merges seen fewer times are not learned.
+    """
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size={vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special tokens")
+    backend = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
+    # NFKC folds typographic variants (e.g. full-width forms) that would otherwise waste vocabulary entries.
+    backend.normalizer = normalizers.NFKC()
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    backend.train_from_iterator(texts, trainer=trainer)
+    eos_id = backend.token_to_id(EOS_TOKEN)
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS_TOKEN}", pair=f"$A {EOS_TOKEN} $B {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, eos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD_TOKEN,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        unk_token=UNK_TOKEN,
+        model_max_length=model_max_length,
+    )
+
+
+def corpus_texts(corpus, src_lang: str, tgt_lang: str) -> Iterable[str]:
+    """Both sides of every pair of a `datasets.Dataset` of translations, for training a joint tokenizer."""
+    for batch in corpus.iter(batch_size=1000):
+        for pair in batch["translation"]:
+            yield pair[src_lang]
+            yield pair[tgt_lang]
