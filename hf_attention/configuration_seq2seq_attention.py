@@ -67,6 +67,30 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
         self.check_architecture()
         super().__post_init__(**kwargs)
 
+    @property
+    def custom_pipelines(self) -> dict:
+        """Where `pipeline("translation")` finds this model's pipeline without the package: the copy of
+        `pipeline_seq2seq_attention.py` saved with the checkpoint (needs `trust_remote_code=True`).
+
+        Empty where the package is imported: its registered pipeline then serves the task without remote code.
+        """
+        from transformers.pipelines import PIPELINE_REGISTRY  # not at import: loading the pipelines is slow
+
+        if "translation" in PIPELINE_REGISTRY.get_supported_tasks():
+            return {}
+        return {
+            "translation": {
+                "impl": "pipeline_seq2seq_attention.TranslationPipeline",
+                "pt": ["AutoModelForSeq2SeqLM"],
+                "type": "text",
+            }
+        }
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value):
+        # Fixed by the class: ignore the value in older config files and the one Pipeline.save_pretrained sets.
+        pass
+
     def check_architecture(self):
         """Raise a `ValueError` naming the value when the model cannot be built from this config.
 

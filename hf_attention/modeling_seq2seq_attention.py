@@ -43,6 +43,7 @@ from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2
 from .attention import MultiHeadCrossAttention
 from .cache_seq2seq_attention import Seq2SeqAttentionCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
+from .pipeline_seq2seq_attention import TranslationPipeline  # noqa: F401  (saved beside the model: see its docstring)
 
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:

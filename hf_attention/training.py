@@ -9,10 +9,13 @@ code files, tokenizer, generation config, metrics JSON, test translations and at
 import importlib.util
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import Sampler
 from transformers import (
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
@@ -22,13 +25,14 @@ from transformers import (
     Seq2SeqTrainingArguments,
     set_seed,
 )
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .data import load_translation_corpus, tokenize_translations
 from .metrics import load_translation_metric
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
 from .tokenization import corpus_texts, train_tokenizer
-from .translation import align, plot_alignment
+from .translation import align, plot_alignment, translate
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,45 @@ class DataArguments:
     max_eval_samples: int | None = None
     early_stopping_patience: int = field(default=0, metadata={"help": "evaluations without improvement; 0 = off"})
     plot_examples: int = field(default=3, metadata={"help": "test sentences whose attention is plotted"})
+
+
+class ShuffledLengthGroupedSampler(Sampler):
+    """Batches of similar length, visited in random order.
+
+    transformers' `LengthGroupedSampler` sorts each megabatch (50 batches) by decreasing length and visits its
+    batches in that order, so training sweeps from long to short sentences 50 batches at a time. Measured on the
+    reversal preset (400 steps): exact match 0.855 instead of 1.00, the model having last seen short sequences
+    stops early. This sampler keeps the same grouping (`get_length_grouped_indices`) and shuffles the batches; the
+    longest stays first so that running out of memory happens at once.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator | None = None):
+        self.lengths, self.batch_size, self.generator = lengths, batch_size, generator
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        indices = get_length_grouped_indices(self.lengths, self.batch_size, generator=self.generator)
+        batches = [indices[start : start + self.batch_size] for start in range(0, len(indices), self.batch_size)]
+        order = [0] + (torch.randperm(len(batches) - 1, generator=self.generator) + 1).tolist()
+        return iter([index for batch in order for index in batches[batch]])
+
+
+class TranslationTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` whose `group_by_length` training batches come in random order (see the sampler)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        train_dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or "labels" not in train_dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        # Padding is per side: group by the longer of source and target.
+        lengths = [
+            max(len(source), len(target))
+            for source, target in zip(train_dataset["input_ids"], train_dataset["labels"], strict=True)
+        ]
+        batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return ShuffledLengthGroupedSampler(lengths, batch_size)
 
 
 def build_model(model_args: ModelArguments, tokenizer) -> Seq2SeqAttentionForConditionalGeneration:
@@ -172,7 +215,7 @@ def run_training(
     callbacks = []
     if data_args.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
-    trainer = Seq2SeqTrainer(
+    trainer = TranslationTrainer(
         model=model,
         args=training_args,
         train_dataset=tokenized["train"],
@@ -188,41 +231,50 @@ def run_training(
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
 
-    return evaluate_test_split(trainer, corpus["test"], tokenized["test"], data_args)
-
-
-def evaluate_test_split(trainer: Seq2SeqTrainer, test_text, test_tokenized, data_args: DataArguments) -> dict:
-    """Beam-search the test split; write `test_results.json`, `test_translations.jsonl` and attention heatmaps.
-
-    Test BLEU and chrF are scored against the corpus's own reference strings (not decoded token ids, which would
-    lose characters the tokenizer maps to <unk>), and come with sacreBLEU's signatures.
-    """
-    output_dir = Path(trainer.args.output_dir)
-    tokenizer, model = trainer.processing_class, trainer.model
-    prediction = trainer.predict(test_tokenized, metric_key_prefix="test")
-    generated = np.where(prediction.predictions < 0, tokenizer.pad_token_id, prediction.predictions)
-    hypotheses = tokenizer.batch_decode(generated, skip_special_tokens=True)
-    references = [pair[data_args.tgt_lang] for pair in test_text["translation"]]
-    scores = load_translation_metric().compute(predictions=hypotheses, references=references)
-    metrics = dict(prediction.metrics)
-    metrics.update(
-        test_bleu=scores["bleu"],
-        test_chrf=scores["chrf"],
-        test_bleu_signature=scores["bleu_signature"],
-        test_chrf_signature=scores["chrf_signature"],
-        test_samples=len(hypotheses),
+    if not trainer.is_world_process_zero():
+        return {}
+    metrics = evaluate_test_split(
+        trainer.model, tokenizer, corpus["test"], data_args, training_args.output_dir, training_args.eval_batch_size
     )
     trainer.log_metrics("test", metrics)
-    if not trainer.is_world_process_zero():
-        return metrics
-    trainer.save_metrics("test", metrics)
+    return metrics
+
+
+def evaluate_test_split(
+    model, tokenizer, test_text, data_args: DataArguments, output_dir: str | Path, batch_size: int
+):
+    """Beam-search the test split; write `test_results.json`, `test_translations.jsonl` and attention heatmaps.
+
+    Translation goes through `translate` rather than `Trainer.predict`: with `train_sampling_strategy=group_by_length`
+    the Trainer also length-groups evaluation batches, so `predict` returns generations in a permuted order (fine for
+    validation BLEU, which pairs them with labels in the same order; wrong for writing them beside their sources).
+    BLEU and chrF are scored against the corpus's own reference strings (decoded token ids would lose characters the
+    tokenizer maps to <unk>) and come with sacreBLEU's signatures.
+    """
+    output_dir = Path(output_dir)
+    sources = [pair[data_args.src_lang] for pair in test_text["translation"]]
+    references = [pair[data_args.tgt_lang] for pair in test_text["translation"]]
+    start = time.perf_counter()
+    hypotheses = translate(model, tokenizer, sources, batch_size=batch_size)
+    runtime = time.perf_counter() - start
+    scores = load_translation_metric().compute(predictions=hypotheses, references=references)
+    metrics = {
+        "test_bleu": scores["bleu"],
+        "test_chrf": scores["chrf"],
+        "test_bleu_signature": scores["bleu_signature"],
+        "test_chrf_signature": scores["chrf_signature"],
+        "test_samples": len(hypotheses),
+        "test_num_beams": model.generation_config.num_beams,
+        "test_runtime": round(runtime, 2),
+    }
+    with (output_dir / "test_results.json").open("w") as file:
+        json.dump(metrics, file, indent=2)
     with (output_dir / "test_translations.jsonl").open("w", encoding="utf-8") as lines:
-        for pair, hypothesis in zip(test_text["translation"], hypotheses, strict=True):
-            row = {"source": pair[data_args.src_lang], "reference": pair[data_args.tgt_lang], "hypothesis": hypothesis}
+        for source, reference, hypothesis in zip(sources, references, hypotheses, strict=True):
+            row = {"source": source, "reference": reference, "hypothesis": hypothesis}
             lines.write(json.dumps(row, ensure_ascii=False) + "\n")
     if model.config.attention_type != "none":
         # The shortest test sentences of 5+ words: readable heatmaps that can still show reordering.
-        sources = [pair[data_args.src_lang] for pair in test_text["translation"]]
         examples = sorted((source for source in sources if len(source.split()) >= 5), key=len)
         for index, source in enumerate(examples[: data_args.plot_examples]):
             alignment = align(model, tokenizer, source)

@@ -11,3 +11,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==${TORCH_VERSION}"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,plots]"
+
+# The default corpus: Debian's trans-de-en (the Ding dictionary's sentence pairs, GPL-2+), read where it is installed.
+if [ ! -f /usr/share/trans/de-en ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo > /dev/null; then SUDO="sudo"; fi
+    if command -v apt-get > /dev/null; then
+        $SUDO apt-get install -y -q trans-de-en > /dev/null 2>&1 \
+            || { $SUDO apt-get update -q > /dev/null && $SUDO apt-get install -y -q trans-de-en > /dev/null; } \
+            || echo "setup: could not install trans-de-en; the default corpus is missing (see README)" >&2
+    else
+        echo "setup: no apt-get; install Debian's trans-de-en or pass --corpus to scripts/train.py" >&2
+    fi
+fi

@@ -1,0 +1,152 @@
+"""scripts/train.py end to end: the Trainer job writes a complete checkpoint, resumes, and really learns."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from hf_attention.data import reversal_pairs
+from hf_attention.training import ShuffledLengthGroupedSampler
+from hf_attention.translation import translate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+TINY = [
+    "--config", str(REPO_ROOT / "configs" / "reversal.yaml"),
+    "--synthetic_size", "256", "--validation_size", "16", "--test_size", "12",
+    "--hidden_size", "32", "--max_steps", "6", "--per_device_train_batch_size", "16",
+    "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3",
+    "--load_best_model_at_end", "true", "--metric_for_best_model", "bleu", "--generation_num_beams", "2",
+    "--plot_examples", "1", "--disable_tqdm", "true",
+]  # fmt: skip
+
+
+def test_length_grouped_batches_come_in_random_order():
+    lengths = torch.randint(1, 60, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+
+    def batch_maxima(order):
+        assert sorted(order) == list(range(1000))
+        return [max(lengths[index] for index in order[start : start + 10]) for start in range(0, 1000, 10)]
+
+    def padding(order):
+        return sum(10 * top for top in batch_maxima(order)) - sum(lengths)
+
+    def rises(order):
+        maxima = batch_maxima(order)
+        return sum(later > earlier for earlier, later in zip(maxima, maxima[1:], strict=False))
+
+    torch.manual_seed(0)
+    shuffled = list(ShuffledLengthGroupedSampler(lengths, 10))
+    upstream = list(LengthGroupedSampler(10, lengths=lengths))
+    random_order = torch.randperm(1000).tolist()
+    assert batch_maxima(shuffled)[0] == max(lengths)  # the longest batch first: out-of-memory shows at once
+    assert padding(shuffled) < padding(random_order) / 5 and padding(upstream) < padding(random_order) / 5
+    # Upstream sweeps long -> short within each megabatch of 50 batches; these batches go up about half the time.
+    assert rises(upstream) <= 5 and rises(shuffled) > 30
+
+
+def run_train(*arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "train.py"), *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("tiny")
+    run_train(*TINY, "--output_dir", str(output_dir))
+    return output_dir
+
+
+def test_train_script_leaves_a_complete_loadable_checkpoint(tiny_run):
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"].endswith("Seq2SeqAttentionForConditionalGeneration")
+    for name in ("model.safetensors", "modeling_seq2seq_attention.py", "attention.py", "tokenizer.json",
+                 "generation_config.json", "attention_0.png", "trainer_state.json"):  # fmt: skip
+        assert (tiny_run / name).is_file(), name
+    assert json.loads((tiny_run / "generation_config.json").read_text())["num_beams"] == 2
+
+    results = json.loads((tiny_run / "test_results.json").read_text())
+    assert 0.0 <= results["test_bleu"] <= 100.0 and 0.0 <= results["test_chrf"] <= 100.0
+    assert results["test_bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert results["test_samples"] == 12
+    state = json.loads((tiny_run / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert [entry["step"] for entry in state["log_history"] if "eval_bleu" in entry] == [3, 6]
+    assert state["best_model_checkpoint"] is not None
+
+    rows = [json.loads(line) for line in (tiny_run / "test_translations.jsonl").read_text().splitlines()]
+    assert len(rows) == 12
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_run)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_run)
+    assert model.lm_head.weight is model.model.encoder.embed_tokens.weight
+    # The saved weights are the best checkpoint's, and they produce the test translations that were scored.
+    best = load_file(Path(state["best_model_checkpoint"]) / "model.safetensors")
+    torch.testing.assert_close(model.model.encoder.embed_tokens.weight, best["model.encoder.embed_tokens.weight"])
+    sources = [row["source"] for row in rows]
+    assert translate(model, tokenizer, sources, batch_size=5) == [row["hypothesis"] for row in rows]
+
+
+def test_resume_from_checkpoint_continues_the_same_run(tiny_run, tmp_path):
+    resumed = tmp_path / "resumed"
+    arguments = [*TINY, "--load_best_model_at_end", "false", "--output_dir", str(resumed)]
+    run_train(*arguments, "--resume_from_checkpoint", str(tiny_run / "checkpoint-3"))
+    state = json.loads((resumed / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    first_logged = min(entry["step"] for entry in state["log_history"] if "loss" in entry or "eval_bleu" in entry)
+    assert first_logged >= 3
+    # Same data order and RNG state as the uninterrupted run: its step-6 weights come out again.
+    expected = load_file(tiny_run / "checkpoint-6" / "model.safetensors")
+    actual = load_file(resumed / "model.safetensors")
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, msg=name)
+
+
+def test_fine_tuning_starts_from_the_given_checkpoint(tiny_run, tmp_path):
+    finetuned = tmp_path / "finetuned"
+    no_evaluation = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+    run_train(*TINY, *no_evaluation, "--init_from", str(tiny_run), "--max_steps", "2", "--output_dir", str(finetuned))
+    assert (finetuned / "tokenizer.json").read_text() == (tiny_run / "tokenizer.json").read_text()
+    before, after = load_file(tiny_run / "model.safetensors"), load_file(finetuned / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    assert json.loads((finetuned / "config.json").read_text())["hidden_size"] == 32
+    assert json.loads((finetuned / "trainer_state.json").read_text())["global_step"] == 2
+
+
+@pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot"])
+def test_reversal_is_learned_with_the_gold_alignment(tmp_path, attention_type):
+    """The slow end-to-end check (about 30 s each): the preset learns reversal and attends where it should."""
+    run_train("--config", str(REPO_ROOT / "configs" / "reversal.yaml"), "--attention_type", attention_type,
+              "--output_dir", str(tmp_path), "--disable_tqdm", "true")  # fmt: skip
+    rows = [json.loads(line) for line in (tmp_path / "test_translations.jsonl").read_text().splitlines()]
+    exact_match = sum(row["hypothesis"] == row["reference"] for row in rows) / len(rows)
+    assert exact_match >= 0.9, exact_match
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    pairs = reversal_pairs(100, seed=12345)
+    inputs = tokenizer([source for source, _ in pairs], text_target=[target for _, target in pairs],
+                       return_tensors="pt", padding=True)  # fmt: skip
+    lengths = inputs["attention_mask"].sum(dim=1, keepdim=True) - 1  # letters, without </s>
+    assert torch.equal(lengths[:, 0], torch.tensor([len(source.split()) for source, _ in pairs]))  # 1 token a letter
+    labels = inputs.pop("labels")
+    with torch.no_grad():
+        out = model(
+            **inputs, labels=labels.masked_fill(labels == tokenizer.pad_token_id, -100), output_attentions=True
+        )
+    predicted = out.cross_attentions[-1].mean(dim=1).argmax(dim=-1)  # [batch, tgt_len]
+    positions = torch.arange(labels.shape[1]).unsqueeze(0)
+    gold = lengths - 1 - positions  # target letter i is source letter n-1-i
+    scored = positions < lengths  # the letters, not </s> or padding
+    alignment_accuracy = (predicted == gold)[scored].float().mean().item()
+    assert alignment_accuracy >= 0.9, alignment_accuracy
