@@ -123,6 +123,28 @@ def test_fine_tuning_starts_from_the_given_checkpoint(tiny_run, tmp_path):
     assert json.loads((finetuned / "trainer_state.json").read_text())["global_step"] == 2
 
 
+def test_early_stopping_stops_when_validation_bleu_stalls(tmp_path):
+    # A learning rate of 1e-9 leaves the translations, and so the BLEU, unchanged from one evaluation to the next.
+    run_train(*TINY, "--learning_rate", "1e-9", "--max_steps", "20", "--eval_steps", "1", "--save_steps", "1",
+              "--early_stopping_patience", "1", "--plot_examples", "0", "--output_dir", str(tmp_path))  # fmt: skip
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+
+
+def test_translate_script_matches_the_library_and_plots(tiny_run, tmp_path):
+    sentences = ["a b c d", "q w e r t y"]
+    heatmap = tmp_path / "heatmap.png"
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "translate.py"), "--model", str(tiny_run),
+               *sentences, "--plot-attention", str(heatmap)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(tiny_run), AutoTokenizer.from_pretrained(tiny_run)
+    assert result.stdout.splitlines() == translate(model, tokenizer, sentences)
+    assert heatmap.stat().st_size > 0
+    from_stdin = subprocess.run(command[:4], input="a b c d\n", capture_output=True, text=True, env=OFFLINE)
+    assert from_stdin.stdout.splitlines() == translate(model, tokenizer, sentences[:1])
+
+
 @pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot"])
 def test_reversal_is_learned_with_the_gold_alignment(tmp_path, attention_type):
     """The slow end-to-end check (about 30 s each): the preset learns reversal and attends where it should."""
