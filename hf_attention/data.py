@@ -166,9 +166,9 @@ def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, 
                 raise FileNotFoundError(f"{path}: no {split}.jsonl/.json/.tsv/.csv file in this folder")
             data_files[split] = str(found[0])
         suffixes = {Path(file).suffix for file in data_files.values()}
-        if len({LOCAL_FORMATS[suffix] for suffix in suffixes}) != 1 or {".tsv", ".csv"} <= suffixes:
+        if len(suffixes) != 1:
             raise ValueError(f"{path}: the split files must share one format, found {sorted(suffixes)}")
-        suffix = next(iter(suffixes))
+        (suffix,) = suffixes
     else:
         suffix = path.suffix
         if suffix not in LOCAL_FORMATS:
@@ -238,7 +238,7 @@ def load_translation_corpus(
     path = Path(corpus)
     if path.exists():
         return _load_local(path, src_lang, tgt_lang, validation_size, test_size, seed)
-    if path.suffix in LOCAL_FORMATS or "/" in corpus and (corpus.startswith((".", "/", "~"))):
+    if path.suffix in LOCAL_FORMATS or corpus.startswith((".", "/", "~")):
         raise FileNotFoundError(f"--corpus {corpus}: no such file or folder")
     return _load_hub(corpus, src_lang, tgt_lang, validation_size, test_size, seed)
 

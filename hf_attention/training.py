@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 from transformers import (
+    AutoConfig,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     DataCollatorForSeq2Seq,
@@ -164,8 +165,10 @@ def _check_report_to(training_args: Seq2SeqTrainingArguments) -> None:
 def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_split, data_args):
     if training_args.resume_from_checkpoint:
         # The checkpoint's own tokenizer: a retrained one might differ from the ids the weights were trained on.
+        # Its config too, whatever the model arguments say; the Trainer then loads the weights.
         tokenizer = AutoTokenizer.from_pretrained(training_args.resume_from_checkpoint)
-        return tokenizer, build_model(model_args, tokenizer)
+        config = AutoConfig.from_pretrained(training_args.resume_from_checkpoint)
+        return tokenizer, AutoModelForSeq2SeqLM.from_config(config)
     if model_args.init_from:
         tokenizer = AutoTokenizer.from_pretrained(model_args.init_from)
         return tokenizer, AutoModelForSeq2SeqLM.from_pretrained(model_args.init_from)
