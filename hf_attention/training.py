@@ -113,7 +113,9 @@ class TranslationTrainer(Seq2SeqTrainer):
             max(len(source), len(target))
             for source, target in zip(train_dataset["input_ids"], train_dataset["labels"], strict=True)
         ]
-        batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        # Group by the global batch: Accelerate deals each process its share of every global batch, so n processes
+        # see the batches one process with the global batch size would.
+        batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
         return ShuffledLengthGroupedSampler(lengths, batch_size)
 
 
