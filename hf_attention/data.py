@@ -157,6 +157,12 @@ def _to_translation_column(dataset: Dataset, src_lang: str, tgt_lang: str, origi
     )
 
 
+def _split_dataset(dataset: Dataset, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
+    """A source with one split of `translation` rows, split like the default corpus."""
+    pairs = [(row[src_lang], row[tgt_lang]) for row in dataset["translation"]]
+    return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+
+
 def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
     if path.is_dir():
         data_files = {}
@@ -182,9 +188,7 @@ def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, 
     )
     if path.is_dir():
         return loaded
-    everything = loaded["train"]
-    pairs = [(row[src_lang], row[tgt_lang]) for row in everything["translation"]]
-    return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+    return _split_dataset(loaded["train"], src_lang, tgt_lang, validation_size, test_size, seed)
 
 
 def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
@@ -202,8 +206,7 @@ def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: in
     if "train" not in loaded:
         raise ValueError(f"{dataset_id}: no train split, found {list(loaded)}")
     if "validation" not in loaded or "test" not in loaded:
-        pairs = [(row[src_lang], row[tgt_lang]) for row in loaded["train"]["translation"]]
-        return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+        return _split_dataset(loaded["train"], src_lang, tgt_lang, validation_size, test_size, seed)
     return DatasetDict({split: loaded[split] for split in SPLITS})
 
 
