@@ -86,19 +86,43 @@ class ShuffledLengthGroupedSampler(Sampler):
     reversal preset (400 steps): exact match 0.855 instead of 1.00, the model having last seen short sequences
     stops early. This sampler keeps the same grouping (`get_length_grouped_indices`) and shuffles the batches; the
     longest stays first so that running out of memory happens at once.
+
+    With a `seed`, the order of an epoch depends only on `(seed, epoch)` (see `set_epoch`): every process computes
+    the same order without synchronising, and a resumed run sees the batches an uninterrupted one would. Without
+    one it draws from `generator` (the global RNG when None), as transformers' samplers do.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator | None = None):
-        self.lengths, self.batch_size, self.generator = lengths, batch_size, generator
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ):
+        self.lengths, self.batch_size, self.generator, self.seed = lengths, batch_size, generator, seed
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __iter__(self):
-        indices = get_length_grouped_indices(self.lengths, self.batch_size, generator=self.generator)
+        generator = self.generator
+        if self.seed is not None:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        indices = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
         batches = [indices[start : start + self.batch_size] for start in range(0, len(indices), self.batch_size)]
-        order = [0] + (torch.randperm(len(batches) - 1, generator=self.generator) + 1).tolist()
+        order = [0] + (torch.randperm(len(batches) - 1, generator=generator) + 1).tolist()
         return iter([index for batch in order for index in batches[batch]])
+
+
+def pair_lengths(dataset) -> list[int]:
+    """The length to group a tokenized pair by: the longer of source and target, since each side is padded."""
+    return [
+        max(len(source), len(target)) for source, target in zip(dataset["input_ids"], dataset["labels"], strict=True)
+    ]
 
 
 class TranslationTrainer(Seq2SeqTrainer):
@@ -108,11 +132,7 @@ class TranslationTrainer(Seq2SeqTrainer):
         train_dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or "labels" not in train_dataset.column_names:
             return super()._get_train_sampler(train_dataset)
-        # Padding is per side: group by the longer of source and target.
-        lengths = [
-            max(len(source), len(target))
-            for source, target in zip(train_dataset["input_ids"], train_dataset["labels"], strict=True)
-        ]
+        lengths = pair_lengths(train_dataset)
         # Group by the global batch: Accelerate deals each process its share of every global batch, so n processes
         # see the batches one process with the global batch size would.
         batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
@@ -182,12 +202,12 @@ def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_s
     return tokenizer, build_model(model_args, tokenizer)
 
 
-def run_training(
-    model_args: ModelArguments, data_args: DataArguments, training_args: Seq2SeqTrainingArguments
-) -> dict[str, float]:
-    """Train, evaluate on the test split, save everything to `training_args.output_dir`; returns the test metrics."""
-    set_seed(training_args.seed)
-    _check_report_to(training_args)
+def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> tuple:
+    """The corpus (text splits), its tokenized form, the tokenizer and the model, as both training scripts use them.
+
+    Returns `(corpus, tokenized, tokenizer, model)`: `corpus` holds `{"translation": {src, tgt}}` rows per split,
+    `tokenized` the `input_ids` / `attention_mask` / `labels` of each split within the length limits.
+    """
     corpus = load_translation_corpus(
         data_args.corpus,
         data_args.src_lang,
@@ -216,6 +236,16 @@ def run_training(
         data_args.max_source_length,
         data_args.max_target_length,
     )
+    return corpus, tokenized, tokenizer, model
+
+
+def run_training(
+    model_args: ModelArguments, data_args: DataArguments, training_args: Seq2SeqTrainingArguments
+) -> dict[str, float]:
+    """Train, evaluate on the test split, save everything to `training_args.output_dir`; returns the test metrics."""
+    set_seed(training_args.seed)
+    _check_report_to(training_args)
+    corpus, tokenized, tokenizer, model = load_data_and_model(model_args, data_args, training_args)
 
     callbacks = []
     if data_args.early_stopping_patience > 0:

@@ -1,14 +1,13 @@
 """scripts/train.py end to end: the Trainer job writes a complete checkpoint, resumes, and really learns."""
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from launching import OFFLINE, REPO_ROOT, TINY, run, script, torchrun
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -16,18 +15,6 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from hf_attention.data import reversal_pairs
 from hf_attention.training import ShuffledLengthGroupedSampler
 from hf_attention.translation import translate
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-TINY = [
-    "--config", str(REPO_ROOT / "configs" / "reversal.yaml"),
-    "--synthetic_size", "256", "--validation_size", "16", "--test_size", "12",
-    "--hidden_size", "32", "--max_steps", "6", "--per_device_train_batch_size", "16",
-    "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3",
-    "--load_best_model_at_end", "true", "--metric_for_best_model", "bleu", "--generation_num_beams", "2",
-    "--plot_examples", "1", "--disable_tqdm", "true",
-]  # fmt: skip
 
 
 def test_length_grouped_batches_come_in_random_order():
@@ -55,10 +42,7 @@ def test_length_grouped_batches_come_in_random_order():
 
 
 def run_train(*arguments: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(REPO_ROOT / "scripts" / "train.py"), *arguments]
-    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
+    return run(script("train.py", *arguments))
 
 
 @pytest.fixture(scope="module")
@@ -146,12 +130,6 @@ def test_translate_script_matches_the_library_and_plots(tiny_run, tmp_path):
     assert from_stdin.stdout.splitlines() == translate(model, tokenizer, sentences[:1])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot"])
 def test_two_processes_train_exactly_like_one(tmp_path, attention_type):
     """torchrun, 2 CPU processes (gloo), per-process batch 8 = 1 process with batch 16: same losses, same weights.
@@ -163,11 +141,7 @@ def test_two_processes_train_exactly_like_one(tmp_path, attention_type):
               "--save_strategy", "no", "--load_best_model_at_end", "false", "--plot_examples", "0",
               "--logging_steps", "1", "--use_cpu", "true"]  # fmt: skip
     run_train(*common, "--per_device_train_batch_size", "16", "--output_dir", str(tmp_path / "one"))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(free_port()), str(REPO_ROOT / "scripts" / "train.py"), *common,
-               "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / "two")]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stderr[-4000:]
+    run(torchrun(2, "train.py", *common, "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / "two")))
 
     def losses(name):
         state = json.loads((tmp_path / name / "trainer_state.json").read_text())

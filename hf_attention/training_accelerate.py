@@ -1,0 +1,385 @@
+"""Training with a plain Accelerate loop: the code behind `scripts/train_accelerate.py`.
+
+The arguments, presets, corpus, tokenizer and model are those of the Trainer script (`training.py`); the loop is
+Accelerate's own: `prepare`, `accumulate`, `backward`, `clip_grad_norm_`, `gather_for_metrics`, `save_state` and
+`load_state`. It is written so that the launch does not change the model: n processes with per-process batch B/n
+take the same steps as one process with batch B (same batches, same token-averaged loss, same learning rate), and a
+run resumed from a checkpoint ends exactly where an uninterrupted one does.
+
+Trainer settings this loop does not implement are refused or named in a warning (`_check_supported`); it keeps the
+last weights rather than the best ones.
+"""
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, set_seed, tqdm
+from torch.utils.data import DataLoader
+from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainingArguments, get_scheduler
+
+from .metrics import load_translation_metric
+from .training import (
+    DataArguments,
+    ModelArguments,
+    ShuffledLengthGroupedSampler,
+    _check_report_to,
+    evaluate_test_split,
+    load_data_and_model,
+    pair_lengths,
+)
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class TrainingProgress:
+    """The loop's position, saved by `save_state` beside model, optimizer, scheduler and RNG states."""
+
+    completed_steps: int = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"completed_steps": self.completed_steps}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.completed_steps = state["completed_steps"]
+
+
+def _check_supported(training_args: Seq2SeqTrainingArguments) -> None:
+    for name in ("eval_strategy", "save_strategy"):
+        value = getattr(training_args, name)
+        value = getattr(value, "value", value)  # an IntervalStrategy
+        if value not in ("no", "steps"):
+            raise ValueError(f"--{name} {value}: the Accelerate loop counts optimizer steps; use 'steps' or 'no'")
+    if training_args.load_best_model_at_end:
+        logger.warning("load_best_model_at_end is a Trainer feature: the Accelerate loop keeps the last weights")
+    if training_args.use_cpu and torch.cuda.is_available():
+        logger.warning("use_cpu is true (the presets set it for bf16 on CPUs): training on the CPU; --use_cpu false")
+
+
+def _mixed_precision(training_args: Seq2SeqTrainingArguments) -> str:
+    """`accelerate launch --mixed_precision X` (or its config file) wins over the preset's `bf16` / `fp16`."""
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if launcher != "no":
+        return launcher
+    return "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no"
+
+
+def build_accelerator(training_args: Seq2SeqTrainingArguments) -> Accelerator:
+    """The `Accelerator` of a run; refuses a launch whose processes would each train alone."""
+    _check_report_to(training_args)
+    accelerator = Accelerator(
+        cpu=training_args.use_cpu,
+        mixed_precision=_mixed_precision(training_args),
+        # The loop gathers the token count of a whole accumulation window before its first backward, so windows
+        # run across epoch ends; syncing at the end of the data loader would cut them short.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=training_args.gradient_accumulation_steps, sync_with_dataloader=False
+        ),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=_data_seed(training_args)),
+        log_with="tensorboard" if "tensorboard" in training_args.report_to else None,
+        project_dir=training_args.output_dir,
+    )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise RuntimeError(
+            f"launched as {launched} processes (WORLD_SIZE) but Accelerate runs {accelerator.num_processes} "
+            f"({accelerator.distributed_type}): each process would train its own model. Without GPUs pass "
+            "--use_cpu true, or launch with ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N"
+        )
+    logger.info(
+        "distributed type %s, world size %d, device %s, mixed precision %s",
+        accelerator.distributed_type,
+        accelerator.num_processes,
+        accelerator.device,
+        accelerator.mixed_precision,
+    )
+    return accelerator
+
+
+def _data_seed(training_args: Seq2SeqTrainingArguments) -> int:
+    return training_args.data_seed if training_args.data_seed is not None else training_args.seed
+
+
+def build_train_dataloader(train_dataset, collator, training_args, num_processes: int) -> DataLoader:
+    """Batches of `per_device_train_batch_size`, their order a function of the seed and the epoch only."""
+    seed = _data_seed(training_args)
+    if training_args.train_sampling_strategy == "group_by_length":
+        # Grouped by the global batch, which `prepare` deals out to the processes one per-process batch each.
+        global_batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+        sampler = ShuffledLengthGroupedSampler(pair_lengths(train_dataset), global_batch * num_processes, seed=seed)
+        shuffle = None
+    else:
+        sampler, shuffle = None, True  # Accelerate's seedable sampler (see `build_accelerator`)
+    return DataLoader(
+        train_dataset,
+        batch_size=training_args.per_device_train_batch_size,
+        sampler=sampler,
+        shuffle=shuffle,
+        collate_fn=collator,
+        num_workers=training_args.dataloader_num_workers,
+        # Its own generator: creating an iterator then draws nothing from the global RNG, whose state (dropout)
+        # is what `save_state` restores on resume.
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def build_eval_dataloader(eval_dataset, collator, batch_size: int) -> DataLoader:
+    """Validation batches, longest sources first: little padding, and running out of memory happens at once."""
+    order = sorted(range(len(eval_dataset)), key=lambda index: -len(eval_dataset[index]["input_ids"]))
+    return DataLoader(eval_dataset.select(order), batch_size=batch_size, collate_fn=collator)
+
+
+def build_optimizer(model: torch.nn.Module, training_args: Seq2SeqTrainingArguments) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and embeddings, not on biases and norm gains (as the Trainer does)."""
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    groups = [
+        {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": training_args.weight_decay},
+        {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups,
+        lr=training_args.learning_rate,
+        betas=(training_args.adam_beta1, training_args.adam_beta2),
+        eps=training_args.adam_epsilon,
+    )
+
+
+def batch_windows(accelerator: Accelerator, dataloader, window: int, skip: int = 0):
+    """Yield `(epoch, batches)`: lists of `window` consecutive batches, epoch after epoch, after skipping `skip`
+    batches from the start of the first epoch (resume).
+
+    Args:
+        dataloader: a prepared training data loader; `len(dataloader)` batches per epoch on this process.
+    """
+    epoch, skip = divmod(skip, len(dataloader))
+    batches = []
+    while True:
+        # On the prepared loader: the one `skip_first_batches` wraps does not pass the epoch on to the sampler.
+        dataloader.set_epoch(epoch)
+        loader = accelerator.skip_first_batches(dataloader, skip) if skip else dataloader
+        for batch in loader:
+            batches.append(batch)
+            if len(batches) == window:
+                yield epoch, batches
+                batches = []
+        epoch, skip = epoch + 1, 0
+
+
+def evaluate_generation(accelerator: Accelerator, model, dataloader, tokenizer, metric) -> dict[str, float]:
+    """Validation BLEU / chrF of `generate` (the model's generation config) over every process's share.
+
+    `gather_for_metrics` drops the samples Accelerate repeats to give every process as many batches, so each
+    validation pair counts once whatever the number of processes.
+    """
+    model.eval()
+    generator = accelerator.unwrap_model(model)
+    hypotheses, references, lengths = [], [], []
+    for batch in dataloader:
+        with torch.no_grad():
+            generated = generator.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
+        labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
+        generated, labels = accelerator.gather_for_metrics((generated, labels))
+        hypotheses += tokenizer.batch_decode(generated, skip_special_tokens=True)
+        labels = labels.masked_fill(labels < 0, tokenizer.pad_token_id)
+        references += tokenizer.batch_decode(labels, skip_special_tokens=True)
+        lengths += (generated != tokenizer.pad_token_id).sum(dim=1).tolist()
+    model.train()
+    scores = metric.compute(predictions=hypotheses, references=[[reference] for reference in references])
+    return {
+        "eval_bleu": scores["bleu"],
+        "eval_chrf": scores["chrf"],
+        "eval_gen_len": sum(lengths) / max(len(lengths), 1),
+        "eval_samples": len(hypotheses),
+    }
+
+
+def save_checkpoint(accelerator: Accelerator, model, tokenizer, output_dir: Path, step: int, total_limit) -> Path:
+    """`save_state` into `checkpoint-{step}`, with the config and tokenizer a resume rebuilds the model from.
+
+    The state is written under a `.partial` name and renamed once every process has written its part, so a folder
+    named `checkpoint-N` is always complete. Only the newest `total_limit` checkpoints are kept.
+    """
+    final, partial = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).config.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        if total_limit:
+            checkpoints = sorted(output_dir.glob("checkpoint-*[0-9]"), key=lambda path: int(path.name.split("-")[1]))
+            for stale in checkpoints[:-total_limit]:
+                shutil.rmtree(stale)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _tracker_config(*argument_sets) -> dict:
+    """The scalar hyper-parameters, as TensorBoard's `add_hparams` accepts them."""
+    config = {}
+    for arguments in argument_sets:
+        for name, value in vars(arguments).items():
+            value = getattr(value, "value", value)  # enums
+            if isinstance(value, bool | int | float | str):
+                config[name] = value
+    return config
+
+
+def run_accelerate_training(
+    model_args: ModelArguments, data_args: DataArguments, training_args: Seq2SeqTrainingArguments
+) -> dict[str, float]:
+    """Train with Accelerate on however many processes were launched, evaluate, save the final model and score the
+    test split (main process); returns the final metrics (empty on the other processes)."""
+    accelerator = build_accelerator(training_args)
+    _check_supported(training_args)
+    set_seed(training_args.seed)
+    output_dir = Path(training_args.output_dir)
+    corpus, tokenized, tokenizer, model = load_data_and_model(model_args, data_args, training_args)
+
+    collator = DataCollatorForSeq2Seq(tokenizer, model=model)
+    # The model's inputs only (the Trainer drops the other columns itself).
+    tokenized = tokenized.select_columns(["input_ids", "attention_mask", "labels"])
+    train_dataloader = build_train_dataloader(tokenized["train"], collator, training_args, accelerator.num_processes)
+    eval_dataloader = build_eval_dataloader(
+        tokenized["validation"], collator, training_args.per_device_eval_batch_size
+    )
+    accumulation = training_args.gradient_accumulation_steps
+    max_steps = training_args.max_steps
+    if max_steps < 0:
+        batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
+        max_steps = math.ceil(training_args.num_train_epochs * batches_per_process / accumulation)
+    optimizer = build_optimizer(model, training_args)
+    # A prepared scheduler steps once per process at each optimizer step (Accelerate assumes per-process epochs),
+    # so its schedule is written in process-steps.
+    scheduler = get_scheduler(
+        training_args.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=training_args.get_warmup_steps(max_steps) * accelerator.num_processes,
+        num_training_steps=max_steps * accelerator.num_processes,
+        scheduler_specific_kwargs=training_args.lr_scheduler_kwargs or None,
+    )
+    model, optimizer, train_dataloader, eval_dataloader, scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader, scheduler
+    )
+    progress = TrainingProgress()
+    accelerator.register_for_checkpointing(progress)
+    if training_args.resume_from_checkpoint:
+        accelerator.load_state(training_args.resume_from_checkpoint)
+        logger.info("resumed from %s at step %d", training_args.resume_from_checkpoint, progress.completed_steps)
+    metric = load_translation_metric()
+    accelerator.init_trackers("runs", config=_tracker_config(model_args, data_args, training_args))
+    global_batch = training_args.per_device_train_batch_size * accumulation * accelerator.num_processes
+    logger.info("%d optimizer steps of %d pairs (%d processes)", max_steps, global_batch, accelerator.num_processes)
+
+    def log(record: dict) -> None:
+        accelerator.log(record, step=progress.completed_steps)
+        if accelerator.is_main_process:
+            with (output_dir / "log_history.jsonl").open("a") as history:
+                history.write(json.dumps({"step": progress.completed_steps, **record}) + "\n")
+            progress_bar.write(json.dumps({"step": progress.completed_steps, **record}))
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    progress_bar = tqdm(
+        total=max_steps,
+        initial=progress.completed_steps,
+        disable=training_args.disable_tqdm,
+        desc="training",
+    )
+    model.train()
+    interval_loss, interval_tokens, total_tokens = torch.zeros((), device=accelerator.device), 0, 0
+    start, paused_seconds = time.perf_counter(), 0.0
+    eval_metrics = {}
+    windows = batch_windows(accelerator, train_dataloader, accumulation, skip=progress.completed_steps * accumulation)
+    while progress.completed_steps < max_steps:
+        epoch, window = next(windows)
+        local_tokens = sum(int((batch["labels"] != -100).sum()) for batch in window)
+        window_tokens = int(accelerator.gather(torch.tensor([local_tokens], device=accelerator.device)).sum())
+        for batch in window:
+            with accelerator.accumulate(model):
+                labels = batch.pop("labels")
+                logits = model(**batch).logits
+                summed = F.cross_entropy(
+                    logits.flatten(0, 1).float(),
+                    labels.flatten(),
+                    ignore_index=-100,
+                    label_smoothing=training_args.label_smoothing_factor,
+                    reduction="sum",
+                )
+                interval_loss += summed.detach()
+                # The gradient wanted is that of the loss summed over the global batch's tokens, divided by their
+                # number; DDP averages over processes and `backward` divides by the accumulation steps: undo both.
+                accelerator.backward(summed * accelerator.num_processes * accumulation / max(window_tokens, 1))
+                if accelerator.sync_gradients and training_args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+        progress.completed_steps += 1
+        progress_bar.update(1)
+        interval_tokens += window_tokens
+        total_tokens += window_tokens
+        step = progress.completed_steps
+
+        if step % training_args.logging_steps == 0 or step == max_steps:
+            loss = float(accelerator.reduce(interval_loss, reduction="sum")) / max(interval_tokens, 1)
+            training_seconds = time.perf_counter() - start - paused_seconds
+            log({"loss": loss, "learning_rate": scheduler.get_last_lr()[0], "epoch": epoch,
+                 "target_tokens_per_s": total_tokens / training_seconds})  # fmt: skip
+            interval_loss.zero_()
+            interval_tokens = 0
+        if training_args.eval_strategy == "steps" and (step % training_args.eval_steps == 0 or step == max_steps):
+            evaluation_start = time.perf_counter()
+            eval_metrics = evaluate_generation(accelerator, model, eval_dataloader, tokenizer, metric)
+            paused_seconds += time.perf_counter() - evaluation_start
+            log(eval_metrics)
+        if training_args.save_strategy == "steps" and step % training_args.save_steps == 0:
+            saving_start = time.perf_counter()
+            save_checkpoint(accelerator, model, tokenizer, output_dir, step, training_args.save_total_limit)
+            paused_seconds += time.perf_counter() - saving_start
+    progress_bar.close()
+    training_seconds = time.perf_counter() - start - paused_seconds
+    if training_args.eval_strategy == "steps" and not eval_metrics:
+        eval_metrics = evaluate_generation(accelerator, model, eval_dataloader, tokenizer, metric)
+        log(eval_metrics)
+
+    accelerator.wait_for_everyone()
+    metrics = {}
+    if accelerator.is_main_process:
+        final_model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        final_model.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        metrics = {
+            "world_size": accelerator.num_processes,
+            "distributed_type": accelerator.distributed_type.value,
+            "mixed_precision": accelerator.mixed_precision,
+            "global_batch_size": global_batch,
+            "steps": progress.completed_steps,
+            "train_runtime": round(training_seconds, 2),  # without validation and checkpoints
+            "train_target_tokens_per_s": round(total_tokens / training_seconds, 1) if total_tokens else 0.0,
+            **eval_metrics,
+        }
+        with (output_dir / "train_results.json").open("w") as file:
+            json.dump(metrics, file, indent=2)
+        metrics |= evaluate_test_split(
+            final_model, tokenizer, corpus["test"], data_args, output_dir, training_args.per_device_eval_batch_size
+        )
+        logger.info("final metrics: %s", metrics)
+    # Leave together: a process that destroys its process group while the main one still writes was seen to leave
+    # the main one hanging in its own `destroy_process_group` (gloo).
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return metrics
+
+
+__all__ = ["TrainingProgress", "run_accelerate_training"]

@@ -1,0 +1,156 @@
+"""scripts/train_accelerate.py on 1 and 2 CPU processes: the launch must not change the model.
+
+Two processes run under `accelerate launch` with the shipped multi-GPU config (ACCELERATE_USE_CPU=1 turns it into
+gloo data parallelism on CPUs), exactly as a user with GPUs would launch it.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.commands.config.config_args import ClusterConfig
+from datasets import Dataset
+from launching import OFFLINE, REPO_ROOT, TINY, free_port, run, script, torchrun
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_attention.training_accelerate import build_eval_dataloader
+
+# 13 validation pairs in batches of 4: 2 processes get 4 + 4, 4 + 1 and Accelerate repeats 3 to even them out.
+SMALL = [*TINY, "--validation_size", "13", "--per_device_eval_batch_size", "4", "--plot_examples", "0",
+         "--logging_steps", "1", "--load_best_model_at_end", "false"]  # fmt: skip
+
+
+def accelerate_launch(processes: int, *arguments: str) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch",
+            "--config_file", str(REPO_ROOT / "configs" / "accelerate" / "multi_gpu.yaml"),
+            "--num_processes", str(processes), "--main_process_port", str(free_port()), "--mixed_precision", "no",
+            str(REPO_ROOT / "scripts" / "train_accelerate.py"), *arguments]  # fmt: skip
+
+
+CPU_PROCESSES = {**OFFLINE, "ACCELERATE_USE_CPU": "1"}
+
+
+def history(output_dir: Path, key: str) -> list[dict]:
+    """The logged records that have `key`, without the throughput (a timing)."""
+    lines = (output_dir / "log_history.jsonl").read_text().splitlines()
+    records = [record for record in map(json.loads, lines) if key in record]
+    return [{name: value for name, value in record.items() if name != "target_tokens_per_s"} for record in records]
+
+
+def assert_same_weights(first: Path, second: Path, atol: float) -> None:
+    one, two = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert one.keys() == two.keys()
+    for name, tensor in one.items():
+        torch.testing.assert_close(two[name], tensor, atol=atol, rtol=atol, msg=name)
+
+
+@pytest.fixture(scope="module", params=["bahdanau", "scaled_dot"])
+def one_and_two_processes(request, tmp_path_factory) -> tuple[Path, Path]:
+    """The same training on 1 process with batch 16 and on 2 processes with batch 8 each."""
+    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
+    common = [*SMALL, "--attention_type", request.param]
+    run(script("train_accelerate.py", *common, "--per_device_train_batch_size", "16", "--output_dir", str(one)))
+    run(accelerate_launch(2, *common, "--per_device_train_batch_size", "8", "--output_dir", str(two)), CPU_PROCESSES)
+    return one, two
+
+
+def test_two_processes_run_and_save_a_loadable_model(one_and_two_processes):
+    _, two = one_and_two_processes
+    results = json.loads((two / "train_results.json").read_text())
+    assert (results["world_size"], results["distributed_type"], results["global_batch_size"]) == (2, "MULTI_CPU", 16)
+    assert results["steps"] == 6
+    model = AutoModelForSeq2SeqLM.from_pretrained(two)
+    saved = load_file(two / "model.safetensors")
+    for name, parameter in model.state_dict().items():
+        torch.testing.assert_close(parameter, saved.get(name, saved["model.encoder.embed_tokens.weight"]), msg=name)
+    assert sorted(path.name for path in two.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+
+
+def test_two_processes_train_exactly_like_one(one_and_two_processes):
+    """Same loss at every step, same final weights: catches a loss averaged per process instead of per token, a
+    learning-rate schedule stepped twice, and batches that differ between the launches."""
+    one, two = one_and_two_processes
+    losses_one, losses_two = [r["loss"] for r in history(one, "loss")], [r["loss"] for r in history(two, "loss")]
+    assert len(losses_one) == 6
+    assert losses_two == pytest.approx(losses_one, rel=1e-5)  # measured: 2e-7 apart
+    rates = [r["learning_rate"] for r in history(one, "learning_rate")]
+    assert [r["learning_rate"] for r in history(two, "learning_rate")] == rates
+    assert_same_weights(one, two, atol=1e-5)
+
+
+def test_gradient_accumulation_trains_like_a_bigger_batch(one_and_two_processes, tmp_path):
+    """1 process, batch 8, 2 accumulation steps = batch 16: `backward` divides by the steps, the loop undoes it."""
+    one, _ = one_and_two_processes
+    attention_type = json.loads((one / "config.json").read_text())["attention_type"]
+    run(script("train_accelerate.py", *SMALL, "--attention_type", attention_type, "--eval_strategy", "no",
+               "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2",
+               "--output_dir", str(tmp_path)))  # fmt: skip
+    assert [r["loss"] for r in history(tmp_path, "loss")] == pytest.approx([r["loss"] for r in history(one, "loss")])
+    assert_same_weights(one, tmp_path, atol=1e-5)
+
+
+def test_validation_on_two_processes_scores_every_pair_once(one_and_two_processes, tmp_path):
+    """The same weights scored on 1 and on 2 processes (batches of 1: the same arithmetic for every pair): 13 pairs,
+    of which the second process's last is a repeat that `gather_for_metrics` must drop."""
+    trained, _ = one_and_two_processes
+    assert [record["eval_samples"] for record in history(trained, "eval_bleu")] == [13, 13]
+    evaluate = [*SMALL, "--init_from", str(trained), "--max_steps", "0", "--per_device_eval_batch_size", "1"]
+    run(script("train_accelerate.py", *evaluate, "--report_to", "tensorboard", "--output_dir", str(tmp_path / "one")))
+    run(accelerate_launch(2, *evaluate, "--output_dir", str(tmp_path / "two")), CPU_PROCESSES)
+    scores_one, scores_two = history(tmp_path / "one", "eval_bleu"), history(tmp_path / "two", "eval_bleu")
+    assert len(scores_one) == 1 and scores_one[0]["eval_samples"] == 13
+    assert scores_one[0]["eval_chrf"] > 0  # something to compare
+    assert scores_two == scores_one
+    (events,) = (tmp_path / "one" / "runs").glob("events.out.tfevents.*")  # accelerator.log -> TensorBoard
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    assert accumulator.Scalars("eval_bleu")[0].value == pytest.approx(scores_one[0]["eval_bleu"])
+
+
+def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
+    """2 processes, dropout on (per-process RNG states), and a checkpoint in the second epoch (skipped batches)."""
+    common = [*SMALL, "--synthetic_size", "70", "--max_steps", "10", "--per_device_train_batch_size", "8",
+              "--save_steps", "6", "--eval_strategy", "no", "--dropout", "0.3"]  # fmt: skip
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    run(accelerate_launch(2, *common, "--output_dir", str(full)), CPU_PROCESSES)
+    assert [record["epoch"] for record in history(full, "loss")][5] == 1  # 70 pairs: 5 steps an epoch
+    run(accelerate_launch(2, *common, "--output_dir", str(resumed), "--resume_from_checkpoint",
+                          str(full / "checkpoint-6")), CPU_PROCESSES)  # fmt: skip
+    assert [record["step"] for record in history(resumed, "loss")] == [7, 8, 9, 10]
+    assert history(resumed, "loss") == history(full, "loss")[6:]  # losses, learning rates, epochs
+    assert_same_weights(full, resumed, atol=0.0)  # measured: bit-identical
+
+
+def test_torchrun_without_use_cpu_is_refused_not_run_twice(tmp_path):
+    """On a machine without GPUs, torchrun with a GPU Accelerator would start 2 independent single-process runs."""
+    command = torchrun(2, "train_accelerate.py", *SMALL, "--max_steps", "1", "--output_dir", str(tmp_path))
+    if torch.cuda.is_available():
+        pytest.skip("GPUs present: the launch is a real 2-process run")
+    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
+    assert result.returncode != 0
+    assert "launched as 2 processes (WORLD_SIZE) but Accelerate runs 1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "distributed_type", "processes", "machines"),
+    [("single_gpu", "NO", 1, 1), ("multi_gpu", "MULTI_GPU", 4, 1), ("multi_node", "MULTI_GPU", 16, 2)],
+)
+def test_accelerate_configs_are_valid(name, distributed_type, processes, machines):
+    config = ClusterConfig.from_yaml_file(str(REPO_ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+    assert (config.distributed_type, config.num_processes, config.num_machines) == (
+        distributed_type,
+        processes,
+        machines,
+    )
+    assert config.mixed_precision == "bf16" and not config.use_cpu
+
+
+def test_validation_batches_come_longest_first():
+    dataset = Dataset.from_dict({"input_ids": [[5] * n for n in (2, 7, 4, 7, 1)], "labels": [[6]] * 5})
+    batches = list(build_eval_dataloader(dataset, lambda rows: [len(row["input_ids"]) for row in rows], 2))
+    assert batches == [[7, 7], [4, 2], [1]]
