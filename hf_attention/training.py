@@ -6,15 +6,20 @@ best checkpoint, translate the test split, and leave a Hub-ready folder: config 
 code files, tokenizer, generation config, metrics JSON, test translations and attention heatmaps.
 """
 
+import dataclasses
 import importlib.util
 import json
 import logging
+import os
+import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from torch.utils.data import Sampler
 from transformers import (
     AutoConfig,
@@ -30,6 +35,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .data import load_translation_corpus, tokenize_translations
+from .hub import build_model_card
 from .metrics import load_translation_metric
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
 from .tokenization import corpus_texts, train_tokenizer
@@ -126,7 +132,21 @@ def pair_lengths(dataset) -> list[int]:
 
 
 class TranslationTrainer(Seq2SeqTrainer):
-    """`Seq2SeqTrainer` whose `group_by_length` training batches come in random order (see the sampler)."""
+    """`Seq2SeqTrainer` whose `group_by_length` training batches come in random order (see the sampler), and whose
+    `push_to_hub` uploads this package's model card."""
+
+    def create_model_card(self, **kwargs) -> None:
+        """Write `README.md`: `hf_attention.hub.build_model_card` from the output folder's files (called by
+        `push_to_hub` once the test split is scored), instead of the Trainer's generic card."""
+        if not self.is_world_process_zero():
+            return
+        if not (Path(self.args.output_dir) / "test_results.json").is_file():
+            # `save_model` pushes too (hub_strategy every_save), before the test split is scored: no card yet.
+            logger.info("model card: written with the final push, once the test split is scored")
+            return
+        repo_id = self.hub_model_id or self.args.hub_model_id
+        card = build_model_card(self.args.output_dir, repo_id=repo_id, revision=self.args.hub_revision or "main")
+        card.save(Path(self.args.output_dir) / "README.md")
 
     def _get_train_sampler(self, train_dataset=None):
         train_dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -239,6 +259,32 @@ def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, tr
     return corpus, tokenized, tokenizer, model
 
 
+def hardware_description(device: torch.device) -> str:
+    """What trained the model, for the run record and the model card, e.g. `"1 x NVIDIA H100 80GB HBM3"`."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    processor = platform.processor() or platform.machine()
+    return f"CPU ({processor}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def write_run_record(output_dir, model_args, data_args, training_args, corpus, world_size: int, device) -> Path:
+    """`training_run.json`: the arguments, split sizes and hardware of a run, from which the model card is written."""
+    record = {
+        "script": Path(sys.argv[0]).name,
+        "splits": {name: len(split) for name, split in corpus.items()},
+        "model_arguments": dataclasses.asdict(model_args),
+        "data_arguments": dataclasses.asdict(data_args),
+        "training_arguments": training_args.to_dict(),  # hub tokens come out masked
+        "world_size": world_size,
+        "hardware": f"{world_size} x {hardware_description(torch.device(device))}",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    path = Path(output_dir) / "training_run.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str))
+    return path
+
+
 def run_training(
     model_args: ModelArguments, data_args: DataArguments, training_args: Seq2SeqTrainingArguments
 ) -> dict[str, float]:
@@ -260,18 +306,31 @@ def run_training(
         compute_metrics=build_compute_metrics(tokenizer, load_translation_metric()),
         callbacks=callbacks,
     )
+    if trainer.is_world_process_zero():
+        write_run_record(
+            training_args.output_dir, model_args, data_args, training_args, corpus,
+            training_args.world_size, training_args.device,
+        )  # fmt: skip
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
 
-    if not trainer.is_world_process_zero():
-        return {}
-    metrics = evaluate_test_split(
-        trainer.model, tokenizer, corpus["test"], data_args, training_args.output_dir, training_args.eval_batch_size
-    )
-    trainer.log_metrics("test", metrics)
+    metrics = {}
+    if trainer.is_world_process_zero():
+        metrics = evaluate_test_split(
+            trainer.model,
+            tokenizer,
+            corpus["test"],
+            data_args,
+            training_args.output_dir,
+            training_args.eval_batch_size,
+        )
+        trainer.log_metrics("test", metrics)
+    if training_args.push_to_hub:
+        # Every process: `push_to_hub` saves the model first; process zero writes the card and uploads.
+        trainer.push_to_hub(commit_message=f"Test BLEU {metrics.get('test_bleu', 0):.2f}")
     return metrics
 
 

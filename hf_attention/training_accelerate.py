@@ -23,9 +23,11 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, set_seed, tqdm
+from huggingface_hub import get_token
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainingArguments, get_scheduler
 
+from .hub import check_repo_id, push_checkpoint
 from .metrics import load_translation_metric
 from .training import (
     DataArguments,
@@ -35,6 +37,7 @@ from .training import (
     evaluate_test_split,
     load_data_and_model,
     pair_lengths,
+    write_run_record,
 )
 
 logger = get_logger(__name__)
@@ -59,6 +62,12 @@ def _check_supported(training_args: Seq2SeqTrainingArguments) -> None:
         value = getattr(value, "value", value)  # an IntervalStrategy
         if value not in ("no", "steps"):
             raise ValueError(f"--{name} {value}: the Accelerate loop counts optimizer steps; use 'steps' or 'no'")
+    if training_args.push_to_hub:  # fail now, not after training
+        if training_args.hub_model_id is None:
+            raise ValueError("--push_to_hub needs --hub_model_id namespace/name")
+        check_repo_id(training_args.hub_model_id)
+        if (training_args.hub_token or get_token()) is None:
+            raise ValueError("--push_to_hub: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
     if training_args.load_best_model_at_end:
         logger.warning("load_best_model_at_end is a Trainer feature: the Accelerate loop keeps the last weights")
     if training_args.use_cpu and torch.cuda.is_available():
@@ -272,6 +281,10 @@ def run_accelerate_training(
     model, optimizer, train_dataloader, eval_dataloader, scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader, scheduler
     )
+    if accelerator.is_main_process:
+        write_run_record(
+            output_dir, model_args, data_args, training_args, corpus, accelerator.num_processes, accelerator.device
+        )
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
     if training_args.resume_from_checkpoint:
@@ -375,6 +388,16 @@ def run_accelerate_training(
             final_model, tokenizer, corpus["test"], data_args, output_dir, training_args.per_device_eval_batch_size
         )
         logger.info("final metrics: %s", metrics)
+        if training_args.push_to_hub:
+            commit = push_checkpoint(
+                output_dir,
+                training_args.hub_model_id,
+                private=bool(training_args.hub_private_repo),
+                revision=training_args.hub_revision,
+                commit_message=f"Test BLEU {metrics['test_bleu']:.2f}",
+                token=training_args.hub_token,
+            )
+            logger.info("pushed to %s", commit.commit_url)
     # Leave together: a process that destroys its process group while the main one still writes was seen to leave
     # the main one hanging in its own `destroy_process_group` (gloo).
     accelerator.wait_for_everyone()

@@ -136,6 +136,13 @@ def test_torchrun_without_use_cpu_is_refused_not_run_twice(tmp_path):
     assert "launched as 2 processes (WORLD_SIZE) but Accelerate runs 1" in result.stderr
 
 
+def test_push_to_hub_without_a_repo_id_is_refused_before_training(tmp_path):
+    command = script("train_accelerate.py", *SMALL, "--push_to_hub", "true", "--output_dir", str(tmp_path))
+    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
+    assert result.returncode != 0 and "--push_to_hub needs --hub_model_id namespace/name" in result.stderr
+    assert not (tmp_path / "training_run.json").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "distributed_type", "processes", "machines"),
     [("single_gpu", "NO", 1, 1), ("multi_gpu", "MULTI_GPU", 4, 1), ("multi_node", "MULTI_GPU", 16, 2)],
