@@ -33,8 +33,26 @@ def _additive_scores_chunk(query: torch.Tensor, keys: torch.Tensor, score_vector
     return torch.matmul(features, score_vector[None, :, None, :, None]).squeeze(-1)
 
 
+_compiled_additive_scores_chunk = None
+
+
+def _additive_kernel(compiled: bool):
+    """The chunk kernel, eager or (opt-in) through `torch.compile`, compiled once per process with dynamic shapes so
+    that length-grouped batches of every size reuse it."""
+    global _compiled_additive_scores_chunk
+    if not compiled:
+        return _additive_scores_chunk
+    if _compiled_additive_scores_chunk is None:
+        _compiled_additive_scores_chunk = torch.compile(_additive_scores_chunk, dynamic=True)
+    return _compiled_additive_scores_chunk
+
+
 def additive_scores(
-    query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor, chunk_size: int = 2**24
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    score_vector: torch.Tensor,
+    chunk_size: int = 2**24,
+    compiled: bool = False,
 ) -> torch.Tensor:
     """Bahdanau's alignment scores e_ij = v^T tanh(q_i + k_j), head by head.
 
@@ -47,6 +65,7 @@ def additive_scores(
         keys: [batch, heads, src_len, head_dim], the projected encoder states U_a h_j (+ bias).
         score_vector: [heads, head_dim], v_a of each head.
         chunk_size: most elements of the intermediate materialised at once.
+        compiled: score each chunk with the `torch.compile`d kernel (fused; same values).
 
     Returns:
         scores: [batch, heads, tgt_len, src_len].
@@ -54,15 +73,16 @@ def additive_scores(
     batch, heads, tgt_len, head_dim = query.shape
     src_len = keys.shape[-2]
     positions_per_chunk = max(1, chunk_size // max(1, batch * heads * src_len * head_dim))
+    kernel = _additive_kernel(compiled)
     if positions_per_chunk >= tgt_len:
-        return _additive_scores_chunk(query, keys, score_vector)
+        return kernel(query, keys, score_vector)
     chunks = []
     for start in range(0, tgt_len, positions_per_chunk):
         query_chunk = query[:, :, start : start + positions_per_chunk]
         if torch.is_grad_enabled():
-            chunks.append(checkpoint(_additive_scores_chunk, query_chunk, keys, score_vector, use_reentrant=False))
+            chunks.append(checkpoint(kernel, query_chunk, keys, score_vector, use_reentrant=False))
         else:
-            chunks.append(_additive_scores_chunk(query_chunk, keys, score_vector))
+            chunks.append(kernel(query_chunk, keys, score_vector))
     return torch.cat(chunks, dim=2)
 
 
@@ -157,7 +177,13 @@ class MultiHeadCrossAttention(nn.Module):
             weights = None
         else:
             if self.attention_type == "bahdanau":
-                scores = additive_scores(query, keys, self.score_vector, self.config.attention_chunk_size)
+                scores = additive_scores(
+                    query,
+                    keys,
+                    self.score_vector,
+                    self.config.attention_chunk_size,
+                    compiled=self.config.compile_additive_attention,
+                )
             else:
                 scores = torch.matmul(query, keys.transpose(-1, -2)) * self.scaling
             scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)

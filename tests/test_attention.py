@@ -122,6 +122,23 @@ def test_additive_chunking_gives_identical_scores_and_gradients():
         torch.testing.assert_close(a, e)
 
 
+@pytest.mark.parametrize("chunk_size", [2**24, 2 * HEADS * 7 * HEAD_DIM * 3])  # one chunk; three positions each
+def test_compiled_additive_kernel_gives_the_eager_scores_and_gradients(chunk_size):
+    """The opt-in `torch.compile` path (config.compile_additive_attention): same values, same gradients."""
+    generator = torch.Generator().manual_seed(4)
+    query = torch.randn(2, HEADS, 9, HEAD_DIM, generator=generator, requires_grad=True)
+    keys = torch.randn(2, HEADS, 7, HEAD_DIM, generator=generator, requires_grad=True)
+    score_vector = torch.randn(HEADS, HEAD_DIM, generator=generator, requires_grad=True)
+    eager = additive_scores(query, keys, score_vector, chunk_size=chunk_size)
+    compiled = additive_scores(query, keys, score_vector, chunk_size=chunk_size, compiled=True)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    upstream = torch.randn_like(eager)
+    expected = torch.autograd.grad(eager, (query, keys, score_vector), upstream)
+    actual = torch.autograd.grad(compiled, (query, keys, score_vector), upstream)
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+
+
 def test_heads_have_their_own_projections():
     """Changing head 0's slice of W_q changes only head 0's weights."""
     attention = make_attention("scaled_dot")

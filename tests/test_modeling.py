@@ -351,3 +351,17 @@ def test_bad_input_raises_clear_errors():
         model(input_ids, decoder_input_ids=labels, past_key_values=DynamicCache(), use_cache=True)
     with pytest.raises(ValueError, match="Pass exactly one of decoder_input_ids and decoder_inputs_embeds"):
         model(input_ids, attention_mask=attention_mask)
+
+
+def test_compiled_additive_attention_trains_like_eager():
+    """`compile_additive_attention=True` (opt-in torch.compile of Bahdanau's scores): same loss, same gradients."""
+    eager = make_model("bahdanau")
+    compiled = make_model("bahdanau", compile_additive_attention=True)
+    compiled.load_state_dict(eager.state_dict())
+    input_ids, attention_mask, labels = batch(seed=5)
+    losses = [model(input_ids, attention_mask=attention_mask, labels=labels).loss for model in (eager, compiled)]
+    torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-5)
+    for loss in losses:
+        loss.backward()
+    for (name, expected), actual in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-5, msg=name)

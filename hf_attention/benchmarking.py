@@ -1,0 +1,382 @@
+"""Speed and memory of every attention type against a transformers peer (MarianMT), in one process and one run.
+
+`run_benchmark` measures, for each model, with random token ids (speed does not depend on what the ids mean):
+- training: target tokens per second of forward + backward + AdamW step, at source = target length 16, 64, 256,
+  a fixed batch, after warm-up steps, the median of several timed steps;
+- generation: new tokens per second (over the batch) of greedy and beam search, with and without the cache, with the
+  output length forced by `min_new_tokens`;
+- peak memory of a training step: on CUDA `torch.cuda.max_memory_allocated`; on the CPU the rise of the resident set
+  (VmHWM - VmRSS, Linux) during one step, in a fresh spawned process so that memory freed by earlier measurements
+  cannot hide it.
+The peer is a `MarianMTModel` whose feed-forward width is chosen so that its parameter count is within 10% of ours.
+"""
+
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import MarianConfig, MarianMTModel
+
+from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
+from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
+
+ATTENTION_TYPES = ["bahdanau", "scaled_dot", "dot", "general", "none"]
+PAD, BOS, EOS = 0, 1, 2
+
+
+@dataclass
+class BenchmarkArguments:
+    """What to measure; `--quick` shrinks the grid to under 2 minutes on 2 CPU cores."""
+
+    output_dir: str = field(default="outputs/benchmark", metadata={"help": "benchmark.json and benchmark.md go here"})
+    quick: bool = field(default=False, metadata={"help": "lengths 16/64, 32 new tokens, fewer repeats"})
+    device: str = field(default="cpu", metadata={"help": "cpu or cuda"})
+    dtype: str = field(default="bfloat16", metadata={"help": "float32, or bfloat16 / float16 autocast"})
+    attention_types: list[str] = field(default_factory=lambda: list(ATTENTION_TYPES))
+    include_marian: bool = field(default=True, metadata={"help": "the MarianMT peer"})
+    vocab_size: int = 4000
+    hidden_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager (before/after comparisons)"})
+    attention_chunk_size: int = field(default=2**24, metadata={"help": "bahdanau's chunk bound (before/after)"})
+    compile_additive_attention: bool = field(default=False, metadata={"help": "torch.compile bahdanau's scores"})
+    train_batch_size: int = 32
+    train_lengths: list[int] = field(default_factory=lambda: [16, 64, 256])
+    generation_batch_size: int = 8
+    generation_source_length: int = 32
+    new_tokens: list[int] = field(default_factory=lambda: [32, 256])
+    num_beams: list[int] = field(default_factory=lambda: [1, 5])
+    warmup: int = 2
+    repeats: int = 5
+    memory: bool = field(default=True, metadata={"help": "measure peak training memory"})
+    threads: int | None = field(default=None, metadata={"help": "torch threads; default: torch's choice"})
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.quick:
+            self.train_lengths, self.new_tokens, self.repeats = [16, 64], [32], 3
+        unknown = sorted(set(self.attention_types) - set(ATTENTION_TYPES))
+        if unknown:
+            raise ValueError(f"--attention_types: unknown {unknown}; allowed: {ATTENTION_TYPES}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"--dtype {self.dtype!r}: allowed float32, bfloat16, float16")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"--device {self.device!r}: allowed cpu, cuda")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
+
+
+def build_ours(args: BenchmarkArguments, attention_type: str) -> Seq2SeqAttentionForConditionalGeneration:
+    config = Seq2SeqAttentionConfig(
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_hidden_layers,
+        num_attention_heads=args.num_attention_heads,
+        attention_type=attention_type,
+        attention_chunk_size=args.attention_chunk_size,
+        compile_additive_attention=args.compile_additive_attention,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        decoder_start_token_id=BOS,
+    )
+    config._attn_implementation = args.attn_implementation
+    return Seq2SeqAttentionForConditionalGeneration(config)
+
+
+def build_marian(args: BenchmarkArguments, target_parameters: int) -> MarianMTModel:
+    """A MarianMT of our width, depth and heads whose feed-forward width brings its size closest to ours."""
+
+    def config(ffn_dim: int) -> MarianConfig:
+        return MarianConfig(
+            vocab_size=args.vocab_size,
+            decoder_vocab_size=args.vocab_size,
+            d_model=args.hidden_size,
+            encoder_layers=args.num_hidden_layers,
+            decoder_layers=args.num_hidden_layers,
+            encoder_attention_heads=args.num_attention_heads,
+            decoder_attention_heads=args.num_attention_heads,
+            encoder_ffn_dim=ffn_dim,
+            decoder_ffn_dim=ffn_dim,
+            max_position_embeddings=max(args.train_lengths + args.new_tokens) + 8,
+            pad_token_id=PAD,
+            eos_token_id=EOS,
+            decoder_start_token_id=BOS,
+            forced_eos_token_id=None,
+            attn_implementation=args.attn_implementation,
+        )
+
+    def parameters(ffn_dim: int) -> int:
+        with torch.device("meta"):
+            return MarianMTModel(config(ffn_dim)).num_parameters()
+
+    best = min(
+        range(64, 8 * args.hidden_size + 1, 64), key=lambda ffn_dim: abs(parameters(ffn_dim) - target_parameters)
+    )
+    model = MarianMTModel(config(best))
+    if abs(model.num_parameters() - target_parameters) > 0.1 * target_parameters:
+        raise ValueError(f"no MarianMT within 10% of {target_parameters} parameters (closest: ffn_dim {best})")
+    return model
+
+
+def _autocast(args: BenchmarkArguments):
+    if args.dtype == "float32":
+        return nullcontext()
+    return torch.autocast(args.device, dtype=getattr(torch, args.dtype))
+
+
+def _batch(args: BenchmarkArguments, batch_size: int, length: int, generator: torch.Generator) -> dict:
+    # Ids 4.. avoid the special tokens, so no sequence ends early.
+    input_ids = torch.randint(4, args.vocab_size, (batch_size, length), generator=generator)
+    labels = torch.randint(4, args.vocab_size, (batch_size, length), generator=generator)
+    labels[:, -1] = EOS
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+    return {name: tensor.to(args.device) for name, tensor in batch.items()}
+
+
+def _synchronize(args: BenchmarkArguments) -> None:
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _training_step(model, optimizer, batch, args: BenchmarkArguments) -> None:
+    with _autocast(args):
+        loss = model(**batch).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def time_training(model, args: BenchmarkArguments, length: int) -> float:
+    """Target tokens per second of a training step at source = target length `length` (median of repeats)."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = _batch(args, args.train_batch_size, length, torch.Generator().manual_seed(args.seed))
+    seconds = []
+    # Long sequences: fewer timed steps (each takes seconds on a CPU; their spread is small).
+    repeats = args.repeats if length < 256 else min(args.repeats, 3)
+    for step in range(args.warmup + repeats):
+        _synchronize(args)
+        start = time.perf_counter()
+        _training_step(model, optimizer, batch, args)
+        _synchronize(args)
+        if step >= args.warmup:
+            seconds.append(time.perf_counter() - start)
+    return args.train_batch_size * length / statistics.median(seconds)
+
+
+def time_generation(model, args: BenchmarkArguments, new_tokens: int, num_beams: int, use_cache: bool) -> float:
+    """New tokens per second over the batch (sequences x new tokens / time), the length forced to `new_tokens`."""
+    model.eval()
+    batch = _batch(args, args.generation_batch_size, args.generation_source_length, torch.Generator().manual_seed(1))
+    kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "num_beams": num_beams,
+              "do_sample": False, "use_cache": use_cache, "max_new_tokens": new_tokens,
+              "min_new_tokens": new_tokens}  # fmt: skip
+    seconds = []
+    repeats = 1 if new_tokens >= 128 and not use_cache else max(1, args.repeats // 2)
+    with torch.no_grad(), _autocast(args):
+        model.generate(**{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
+        for _ in range(repeats):
+            _synchronize(args)
+            start = time.perf_counter()
+            output = model.generate(**kwargs)
+            _synchronize(args)
+            seconds.append(time.perf_counter() - start)
+    generated = output.shape[1] - 1  # minus the decoder start token
+    if generated != new_tokens:
+        raise RuntimeError(f"generate made {generated} tokens, {new_tokens} forced")
+    return args.generation_batch_size * new_tokens / statistics.median(seconds)
+
+
+def _resident_kib(field_name: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field_name}")
+
+
+def _cpu_peak_memory_worker(args_dict: dict, model_name: str, length: int, queue) -> None:
+    """In a fresh process: build the model, warm up, then the resident-set rise of one training step, in MiB."""
+    args = BenchmarkArguments(**{**args_dict, "quick": False})
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = build_model(args, model_name)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = _batch(args, args.train_batch_size, length, torch.Generator().manual_seed(args.seed))
+    _training_step(model, optimizer, batch, args)  # optimizer states and allocator pools exist from here on
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current resident set
+    before = _resident_kib("VmRSS")
+    _training_step(model, optimizer, batch, args)
+    queue.put((_resident_kib("VmHWM") - before) / 1024)
+
+
+def peak_training_memory_mb(model, args: BenchmarkArguments, model_name: str, length: int) -> float:
+    if args.device == "cuda":
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        batch = _batch(args, args.train_batch_size, length, torch.Generator().manual_seed(args.seed))
+        _training_step(model, optimizer, batch, args)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        _training_step(model, optimizer, batch, args)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_cpu_peak_memory_worker, args=(asdict(args), model_name, length, queue))
+    worker.start()
+    peak = queue.get()
+    worker.join()
+    return peak
+
+
+def build_model(args: BenchmarkArguments, model_name: str):
+    """`model_name` is an attention type (this package) or `"marian"` (sized like our `bahdanau`)."""
+    if model_name == "marian":
+        return build_marian(args, build_ours(args, "bahdanau").num_parameters())
+    return build_ours(args, model_name)
+
+
+def environment(args: BenchmarkArguments) -> dict:
+    if args.device == "cuda":
+        machine = torch.cuda.get_device_name()
+    else:
+        machine = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+    return {"machine": machine, "device": args.device, "dtype": args.dtype, "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "attn_implementation": args.attn_implementation,
+            "compile_additive_attention": args.compile_additive_attention}  # fmt: skip
+
+
+def run_benchmark(args: BenchmarkArguments) -> list[dict]:
+    """Every measurement of the grid, as records; writes `benchmark.json` and `benchmark.md` to `args.output_dir`."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env = environment(args)
+    records = []
+    model_names = list(args.attention_types) + (["marian"] if args.include_marian else [])
+    for model_name in model_names:
+        torch.manual_seed(args.seed)
+        model = build_model(args, model_name).to(args.device)
+        base = {"model": "MarianMTModel" if model_name == "marian" else "Seq2SeqAttention",
+                "attention_type": "transformer" if model_name == "marian" else model_name,
+                "params": model.num_parameters(), **env}  # fmt: skip
+        for length in args.train_lengths:
+            record = {**base, "task": "train", "src_len": length, "tgt_len": length,
+                      "batch_size": args.train_batch_size, "num_beams": None, "use_cache": None,
+                      "tokens_per_s": round(time_training(model, args, length), 1),
+                      "peak_mem_mb": None}  # fmt: skip
+            if args.memory:
+                record["peak_mem_mb"] = round(peak_training_memory_mb(model, args, model_name, length), 1)
+            records.append(record)
+            print(json.dumps(record), flush=True)
+        for new_tokens in args.new_tokens:
+            for num_beams in args.num_beams:
+                for use_cache in (True, False):
+                    speed = time_generation(model, args, new_tokens, num_beams, use_cache)
+                    record = {**base, "task": "generate", "src_len": args.generation_source_length,
+                              "tgt_len": new_tokens, "batch_size": args.generation_batch_size,
+                              "num_beams": num_beams, "use_cache": use_cache, "tokens_per_s": round(speed, 1),
+                              "peak_mem_mb": None}  # fmt: skip
+                    records.append(record)
+                    print(json.dumps(record), flush=True)
+        del model
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "benchmark.json").write_text(json.dumps(records, indent=1))
+    (output_dir / "benchmark.md").write_text(markdown_report(records, args))
+    return records
+
+
+def _find(records: list[dict], **conditions) -> dict | None:
+    for record in records:
+        if all(record.get(name) == value for name, value in conditions.items()):
+            return record
+    return None
+
+
+def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
+    """Tables of the records, and the issue's targets checked against them."""
+    env = environment(args)
+    names = list(dict.fromkeys(record["attention_type"] for record in records))
+    lines = [f"Benchmark: {env['machine']}, {env['device']}, {env['dtype']}, {env['threads']} threads, "
+             f"torch {env['torch']}, transformers {env['transformers']}, {env['attn_implementation']}.", "",
+             f"Training (batch {args.train_batch_size}, source = target length): target tokens/s, peak MiB", "",
+             "| model | params | " + " | ".join(f"{n} tok/s | {n} MiB" for n in args.train_lengths) + " |",
+             "|---|---|" + "---|---|" * len(args.train_lengths)]  # fmt: skip
+    for name in names:
+        cells = []
+        for length in args.train_lengths:
+            record = _find(records, attention_type=name, task="train", src_len=length) or {}
+            cells += [str(record.get("tokens_per_s", "")), str(record.get("peak_mem_mb", ""))]
+        params = (_find(records, attention_type=name) or {}).get("params", 0)
+        lines.append(f"| {name} | {params:,} | " + " | ".join(cells) + " |")
+    columns = [(n, b, c) for n in args.new_tokens for b in args.num_beams for c in (True, False)]
+    header = " | ".join(f"{n} new, beam {b}, cache {'on' if c else 'off'}" for n, b, c in columns)
+    lines += ["", f"Generation (batch {args.generation_batch_size}, source {args.generation_source_length} tokens): "
+              "new tokens/s", "", f"| model | {header} |", "|---|" + "---|" * len(columns)]  # fmt: skip
+    for name in names:
+        cells = []
+        for new_tokens, num_beams, use_cache in columns:
+            record = _find(records, attention_type=name, task="generate", tgt_len=new_tokens, num_beams=num_beams,
+                           use_cache=use_cache) or {}  # fmt: skip
+            cells.append(str(record.get("tokens_per_s", "")))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Targets (issue 7):", ""] + [f"- {line}" for line in check_targets(records)]
+    return "\n".join(lines) + "\n"
+
+
+def check_targets(records: list[dict]) -> list[str]:
+    """The issue's ratio targets, each with its measured figures and `met` / `MISSED`."""
+    results = []
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    long, short = 256, 32
+    for name in list(dict.fromkeys(r["attention_type"] for r in records if r["model"] == "Seq2SeqAttention")):
+        for num_beams in (1, 5):
+            cached = _find(records, attention_type=name, task="generate", tgt_len=long, num_beams=num_beams,
+                           use_cache=True)  # fmt: skip
+            uncached = _find(records, attention_type=name, task="generate", tgt_len=long, num_beams=num_beams,
+                             use_cache=False)  # fmt: skip
+            cached_short = _find(records, attention_type=name, task="generate", tgt_len=short, num_beams=num_beams,
+                                 use_cache=True)  # fmt: skip
+            if cached and uncached:
+                ratio = cached["tokens_per_s"] / uncached["tokens_per_s"]
+                results.append(f"{name}, beam {num_beams}: cache speed-up at {long} new tokens {ratio:.1f}x (>= 5x): "
+                               f"{verdict(ratio >= 5)}")  # fmt: skip
+            if cached and cached_short:
+                ratio = cached_short["tokens_per_s"] / cached["tokens_per_s"]
+                results.append(f"{name}, beam {num_beams}: time per token at {long} / at {short} new tokens "
+                               f"{ratio:.2f} (<= 1.3): {verdict(ratio <= 1.3)}")  # fmt: skip
+    marian = _find(records, model="MarianMTModel", task="train", src_len=64)
+    for name in ("bahdanau", "scaled_dot"):
+        ours = _find(records, attention_type=name, task="train", src_len=64)
+        if ours and marian:
+            ratio = ours["tokens_per_s"] / marian["tokens_per_s"]
+            results.append(f"{name}: training tokens/s at length 64 = {ratio:.2f} x MarianMT's (>= 1): "
+                           f"{verdict(ratio >= 1)}")  # fmt: skip
+    additive = _find(records, attention_type="bahdanau", task="train", src_len=long)
+    dot = _find(records, attention_type="scaled_dot", task="train", src_len=long)
+    if additive and dot and additive["peak_mem_mb"] and dot["peak_mem_mb"]:
+        ratio = additive["peak_mem_mb"] / dot["peak_mem_mb"]
+        results.append(f"bahdanau peak training memory at length {long} = {ratio:.2f} x scaled_dot's (<= 1.5): "
+                       f"{verdict(ratio <= 1.5)}")  # fmt: skip
+    return results
+
+
+__all__ = ["BenchmarkArguments", "check_targets", "run_benchmark"]
