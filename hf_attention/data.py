@@ -132,8 +132,32 @@ def number_pairs(count: int, max_number: int = 999_999, target_language: str = "
     return [(num2words(number, lang="en"), num2words(number, lang=target_language)) for number in numbers]
 
 
-def _synthetic_corpus(name: str, validation_size: int, test_size: int, seed: int, size: int) -> dict:
-    make = reversal_pairs if name == "reversal" else number_pairs
+def _synthetic_corpus(
+    name: str,
+    validation_size: int,
+    test_size: int,
+    seed: int,
+    size: int,
+    min_length: int | None = None,
+    max_length: int | None = None,
+) -> dict:
+    if name == "reversal":
+        low = 4 if min_length is None else min_length
+        high = 12 if max_length is None else max_length
+        if not 1 <= low <= high:
+            raise ValueError(
+                f"synthetic_min_length={low} and synthetic_max_length={high}: need 1 <= min_length <= max_length"
+            )
+
+        def make(count, seed):
+            return reversal_pairs(count, min_length=low, max_length=high, seed=seed)
+    else:
+        if min_length is not None or max_length is not None:
+            raise ValueError(
+                f"synthetic_min_length / synthetic_max_length apply to the reversal task only, not to {name!r} "
+                "(its lengths follow from the numbers drawn)"
+            )
+        make = number_pairs
     # Separate seeds per split; duplicates between them are possible by chance and harmless for these tasks.
     return {
         "train": make(size, seed=seed),
@@ -218,6 +242,8 @@ def load_translation_corpus(
     test_size: int = 1000,
     seed: int = 0,
     synthetic_size: int = 20000,
+    synthetic_min_length: int | None = None,
+    synthetic_max_length: int | None = None,
 ) -> DatasetDict:
     """A train / validation / test `DatasetDict` of `{"translation": {src_lang: ..., tgt_lang: ...}}` rows.
 
@@ -227,6 +253,8 @@ def load_translation_corpus(
         validation_size, test_size: held-out sizes when the source has no splits of its own.
         seed: the split seed (and the generation seed of the synthetic tasks).
         synthetic_size: number of training pairs of a synthetic task.
+        synthetic_min_length, synthetic_max_length: the range of sequence lengths (in words) of the reversal task;
+            None keeps `reversal_pairs`' defaults (4 and 12).
     """
     if corpus == "ding" or Path(corpus) == DING_PATH:
         if (src_lang, tgt_lang) not in (("de", "en"), ("en", "de")):
@@ -236,7 +264,9 @@ def load_translation_corpus(
             pairs = [(english, german) for german, english in pairs]
         return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
     if corpus in SYNTHETIC_CORPORA:
-        splits = _synthetic_corpus(corpus, validation_size, test_size, seed, synthetic_size)
+        splits = _synthetic_corpus(
+            corpus, validation_size, test_size, seed, synthetic_size, synthetic_min_length, synthetic_max_length
+        )
         return pairs_to_dataset_dict(splits, src_lang, tgt_lang)
     path = Path(corpus)
     if path.exists():

@@ -25,7 +25,7 @@ from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, set_seed, tqdm
 from huggingface_hub import get_token
 from torch.utils.data import DataLoader
-from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainingArguments, get_scheduler
+from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainingArguments, get_scheduler
 
 from .hub import check_repo_id, push_checkpoint
 from .metrics import load_translation_metric
@@ -369,8 +369,7 @@ def run_accelerate_training(
     accelerator.wait_for_everyone()
     metrics = {}
     if accelerator.is_main_process:
-        final_model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-        final_model.save_pretrained(output_dir)
+        accelerator.unwrap_model(model).save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
         metrics = {
             "world_size": accelerator.num_processes,
@@ -385,7 +384,13 @@ def run_accelerate_training(
         with (output_dir / "train_results.json").open("w") as file:
             json.dump(metrics, file, indent=2)
         metrics |= evaluate_test_split(
-            final_model, tokenizer, corpus["test"], data_args, output_dir, training_args.per_device_eval_batch_size
+            # The saved checkpoint, as users load it (not the model under the mixed-precision wrapper).
+            AutoModelForSeq2SeqLM.from_pretrained(output_dir).to(accelerator.device),
+            tokenizer,
+            corpus["test"],
+            data_args,
+            output_dir,
+            training_args.per_device_eval_batch_size,
         )
         logger.info("final metrics: %s", metrics)
         if training_args.push_to_hub:

@@ -48,7 +48,8 @@ def run_train(*arguments: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("tiny")
-    run_train(*TINY, "--output_dir", str(output_dir))
+    # bf16 autocast, as the main job trains: the test split must still be scored by the saved (fp32) model.
+    run_train(*TINY, "--bf16", "true", "--use_cpu", "true", "--output_dir", str(output_dir))
     return output_dir
 
 
