@@ -31,7 +31,7 @@ REQUIRED_FILES = [
 ]
 # What goes to the Hub: the model, its code, tokenizer, metrics and records, heatmaps, TensorBoard logs; not the
 # resumable training states (checkpoint-*/, optimizer) nor pickles (training_args.bin).
-UPLOAD_PATTERNS = ["*.json", "*.jsonl", "*.py", "*.safetensors", "*.png", "*.txt", "runs/**"]
+UPLOAD_PATTERNS = ["*.json", "*.jsonl", "*.py", "*.safetensors", "*.png", "*.txt", "runs/**/*"]
 # Hyper-parameters shown in the card, as (card name, argument group, argument name).
 CARD_HYPERPARAMETERS = [
     ("optimizer steps", "training_arguments", "max_steps"),
