@@ -41,6 +41,9 @@ def test_length_grouped_batches_come_in_random_order():
     assert rises(upstream) <= 5 and rises(shuffled) > 30
 
 
+BF16 = ["--bf16", "true", "--use_cpu", "true"]
+
+
 def run_train(*arguments: str) -> subprocess.CompletedProcess:
     return run(script("train.py", *arguments))
 
@@ -49,7 +52,7 @@ def run_train(*arguments: str) -> subprocess.CompletedProcess:
 def tiny_run(tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("tiny")
     # bf16 autocast, as the main job trains: the test split must still be scored by the saved (fp32) model.
-    run_train(*TINY, "--bf16", "true", "--use_cpu", "true", "--output_dir", str(output_dir))
+    run_train(*TINY, *BF16, "--output_dir", str(output_dir))
     return output_dir
 
 
@@ -84,7 +87,7 @@ def test_train_script_leaves_a_complete_loadable_checkpoint(tiny_run):
 
 def test_resume_from_checkpoint_continues_the_same_run(tiny_run, tmp_path):
     resumed = tmp_path / "resumed"
-    arguments = [*TINY, "--load_best_model_at_end", "false", "--output_dir", str(resumed)]
+    arguments = [*TINY, *BF16, "--load_best_model_at_end", "false", "--output_dir", str(resumed)]
     run_train(*arguments, "--resume_from_checkpoint", str(tiny_run / "checkpoint-3"))
     state = json.loads((resumed / "trainer_state.json").read_text())
     assert state["global_step"] == 6
