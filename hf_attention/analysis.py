@@ -28,10 +28,9 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from .configuration_seq2seq_attention import ATTENTION_TYPES
-from .data import load_translation_corpus
 from .metrics import load_translation_metric
-from .plotting import _pyplot
-from .training import run_training
+from .plotting import _pyplot, save_figure
+from .training import load_corpus, run_training
 from .translation import align, batched, plot_alignment, translate
 
 logger = logging.getLogger(__name__)
@@ -331,12 +330,7 @@ def plot_by_length(
     axis.legend()
     if title:
         axis.set_title(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def markdown_table(series: dict[str, list[dict]], metric: str, digits: int = 2, scale: float = 1.0) -> str:
@@ -534,18 +528,7 @@ def compare_attention_types(arguments: ComparisonArguments, model_args, data_arg
         raise ValueError("--push_to_hub: the comparison trains several models; push one with scripts/push_to_hub.py")
     checkpoints = parse_checkpoints(arguments.checkpoints, arguments.attention_types)
     buckets = make_buckets(arguments.bucket_edges)
-    corpus = load_translation_corpus(
-        data_args.corpus,
-        data_args.src_lang,
-        data_args.tgt_lang,
-        validation_size=data_args.validation_size,
-        test_size=data_args.test_size,
-        seed=data_args.split_seed,
-        synthetic_size=data_args.synthetic_size,
-        synthetic_min_length=data_args.synthetic_min_length,
-        synthetic_max_length=data_args.synthetic_max_length,
-    )
-    test = corpus["test"]
+    test = load_corpus(data_args)["test"]
     if arguments.max_test_samples is not None:
         test = test.select(range(min(arguments.max_test_samples, len(test))))
     sources = [pair[data_args.src_lang] for pair in test["translation"]]

@@ -66,12 +66,17 @@ def plot_attention(
         axis.set_xlabel(label)
     if title:
         figure.suptitle(title, fontsize=10)
+    return save_figure(figure, path, dpi=120)
+
+
+def save_figure(figure, path: str | Path, dpi: int) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    figure.savefig(path, dpi=dpi)
+    _pyplot().close(figure)
     return path
 
 
-__all__ = ["plot_attention"]
+__all__ = ["plot_attention", "save_figure"]

@@ -228,13 +228,9 @@ def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_s
     return tokenizer, build_model(model_args, tokenizer)
 
 
-def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> tuple:
-    """The corpus (text splits), its tokenized form, the tokenizer and the model, as both training scripts use them.
-
-    Returns `(corpus, tokenized, tokenizer, model)`: `corpus` holds `{"translation": {src, tgt}}` rows per split,
-    `tokenized` the `input_ids` / `attention_mask` / `labels` of each split within the length limits.
-    """
-    corpus = load_translation_corpus(
+def load_corpus(data_args: DataArguments):
+    """The text splits (`DatasetDict` of `{"translation": {src, tgt}}` rows) that `data_args` names."""
+    return load_translation_corpus(
         data_args.corpus,
         data_args.src_lang,
         data_args.tgt_lang,
@@ -245,6 +241,15 @@ def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, tr
         synthetic_min_length=data_args.synthetic_min_length,
         synthetic_max_length=data_args.synthetic_max_length,
     )
+
+
+def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> tuple:
+    """The corpus (text splits), its tokenized form, the tokenizer and the model, as both training scripts use them.
+
+    Returns `(corpus, tokenized, tokenizer, model)`: `corpus` holds `{"translation": {src, tgt}}` rows per split,
+    `tokenized` the `input_ids` / `attention_mask` / `labels` of each split within the length limits.
+    """
+    corpus = load_corpus(data_args)
     if data_args.max_train_samples is not None:
         corpus["train"] = corpus["train"].select(range(min(data_args.max_train_samples, len(corpus["train"]))))
     if data_args.max_eval_samples is not None:
