@@ -246,7 +246,9 @@ def peak_training_memory_mb(model, args: BenchmarkArguments, model_name: str, le
 def build_model(args: BenchmarkArguments, model_name: str):
     """`model_name` is an attention type (this package) or `"marian"` (sized like our `bahdanau`)."""
     if model_name == "marian":
-        return build_marian(args, build_ours(args, "bahdanau").num_parameters())
+        with torch.device("meta"):  # only its size is needed
+            target_parameters = build_ours(args, "bahdanau").num_parameters()
+        return build_marian(args, target_parameters)
     return build_ours(args, model_name)
 
 

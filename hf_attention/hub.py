@@ -205,6 +205,7 @@ def build_model_card(
 
 def stage_upload(folder: str | Path, out_dir: str | Path, repo_id: str, revision: str = "main") -> Path:
     """Write the folder that `push_checkpoint` uploads: the shareable files of `folder` and the card as README.md."""
+    check_repo_id(repo_id)
     folder, out_dir = Path(folder), Path(out_dir)
     card = build_model_card(folder, repo_id, revision)
     if out_dir.exists() and any(out_dir.iterdir()):

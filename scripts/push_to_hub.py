@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from hf_attention.hub import check_checkpoint, check_repo_id, push_checkpoint, stage_upload
+from hf_attention.hub import push_checkpoint, stage_upload
 
 
 @dataclass
@@ -27,8 +27,6 @@ def main():
     parser = HfArgumentParser(PushArguments)
     parser.add_argument("checkpoint_dir", help="a folder written by scripts/train.py or scripts/train_accelerate.py")
     args, positional = parser.parse_args_into_dataclasses()
-    check_repo_id(args.repo_id)
-    check_checkpoint(positional.checkpoint_dir)
     if args.dry_run is not None:
         folder = stage_upload(positional.checkpoint_dir, args.dry_run, args.repo_id, args.revision or "main")
         print(f"dry run: the upload folder is {folder}; nothing was uploaded")
