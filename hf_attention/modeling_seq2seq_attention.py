@@ -2,9 +2,9 @@
 
 Encoder: shared token embeddings, then `num_hidden_layers` bidirectional RNN layers (GRU or LSTM), each direction
 `hidden_size // 2` wide so that every layer outputs `hidden_size`; residual connections from the second layer on,
-dropout on every layer's input. Padding may be on either side: real tokens are gathered to the front of each row, the
-layers run on packed sequences (so padding never reaches the states of real tokens), and the outputs are put back at
-the original positions with zeros at padded ones.
+dropout on every layer's input. Padding may be on either side: real tokens are gathered to the front of each row, each
+direction reads them before any padding (so padding never reaches the states of real tokens), and the outputs are put
+back at the original positions with zeros at padded ones.
 
 Decoder: `num_hidden_layers` unidirectional RNN layers, each followed by cross attention over the encoder states.
 Layer l at target position i:
@@ -34,7 +34,6 @@ The model has no self-attention: `encoder_attentions` and `decoder_attentions` a
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -97,34 +96,55 @@ def _rnn_class(config: Seq2SeqAttentionConfig) -> type[nn.RNNBase]:
     return nn.GRU if config.rnn_type == "gru" else nn.LSTM
 
 
+def _reverse_real_tokens(states: torch.Tensor, reverse_positions: torch.Tensor | None) -> torch.Tensor:
+    """Reverse the order of each row's real tokens, leaving the padding after them in place (its own inverse).
+
+    Args:
+        states: [batch, src_len, width], real tokens first in every row.
+        reverse_positions: [batch, src_len], int64, `length - 1 - t` for t < length, else t; None when no row has
+            padding (a plain flip).
+
+    Returns:
+        [batch, src_len, width].
+    """
+    if reverse_positions is None:
+        return states.flip(1)
+    return states.gather(1, reverse_positions.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
+
+
 class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
-    """One bidirectional RNN layer; each direction has `hidden_size // 2` units so the output stays `hidden_size`."""
+    """One bidirectional RNN layer; each direction has `hidden_size // 2` units so the output stays `hidden_size`.
+
+    The two directions are two unidirectional RNNs rather than one `bidirectional=True` module: the backward one reads
+    each row's real tokens reversed, with the padding after them, so neither direction ever reads padding before a
+    real token. That gives the packed-sequence result without packing, which on the CPU would leave oneDNN's fused
+    LSTM for a per-step loop (measured 81 vs 37 ms forward+backward for a 256-wide layer, 32 x 64 tokens, bf16).
+    """
 
     def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int):
         super().__init__()
-        self.rnn = _rnn_class(config)(
-            config.hidden_size, config.hidden_size // 2, batch_first=True, bidirectional=True
-        )
+        rnn_class = _rnn_class(config)
+        self.forward_rnn = rnn_class(config.hidden_size, config.hidden_size // 2, batch_first=True)
+        self.backward_rnn = rnn_class(config.hidden_size, config.hidden_size // 2, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
         self.use_residual = layer_idx > 0
 
-    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, reverse_positions: torch.Tensor | None) -> torch.Tensor:
         """
         Args:
             hidden_states: [batch, src_len, hidden_size], real tokens first in every row.
-            lengths: [batch], int64 on the CPU, number of real tokens per row (at least 1); None when no row has
-                padding, which runs the RNN on the plain tensor (measured 1.5x faster than packed on this CPU).
+            reverse_positions: [batch, src_len], see `_reverse_real_tokens`; None when no row has padding.
 
         Returns:
-            [batch, src_len, hidden_size]; positions past a row's length are zeros (plus the residual input).
+            [batch, src_len, hidden_size]; positions past a row's real tokens hold values that no real position
+            depends on (the encoder zeroes them).
         """
-        self.rnn.flatten_parameters()
-        if lengths is None:
-            output, _ = self.rnn(self.dropout(hidden_states))
-        else:
-            packed = pack_padded_sequence(self.dropout(hidden_states), lengths, batch_first=True, enforce_sorted=False)
-            output, _ = self.rnn(packed)
-            output, _ = pad_packed_sequence(output, batch_first=True, total_length=hidden_states.shape[1])
+        self.forward_rnn.flatten_parameters()
+        self.backward_rnn.flatten_parameters()
+        inputs = self.dropout(hidden_states)
+        forward_output, _ = self.forward_rnn(inputs)
+        backward_output, _ = self.backward_rnn(_reverse_real_tokens(inputs, reverse_positions))
+        output = torch.cat([forward_output, _reverse_real_tokens(backward_output, reverse_positions)], dim=-1)
         return hidden_states + output if self.use_residual else output
 
 
@@ -270,19 +290,20 @@ class Seq2SeqAttentionEncoder(nn.Module):
             mask = attention_mask.bool()
 
         if bool(mask.all()):
-            # No padding anywhere: no gathering, no packing.
-            lengths, hidden_states = None, inputs_embeds
+            # No padding anywhere: no gathering.
+            reverse_positions, hidden_states = None, inputs_embeds
 
             def to_original_positions(states: torch.Tensor) -> torch.Tensor:
                 return states
 
         else:
-            # Gather real tokens to the front of each row (stable, so their order is kept): packed sequences need it,
-            # and left or interior padding then cannot leak into the recurrence.
+            # Gather real tokens to the front of each row (stable, so their order is kept): the forward direction then
+            # reads them before any padding, and the backward one reads them reversed (see the encoder layer).
             order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
             restore = torch.argsort(order, dim=1)
-            # A row with no real token still needs length 1 for packing; its output is zeroed below.
-            lengths = mask.sum(dim=1).clamp(min=1).cpu()
+            lengths = mask.sum(dim=1, keepdim=True)
+            positions = torch.arange(src_len, device=mask.device).expand(batch_size, -1)
+            reverse_positions = torch.where(positions < lengths, lengths - 1 - positions, positions)
             gather_index = order.unsqueeze(-1).expand(-1, -1, hidden_size)
             restore_index = restore.unsqueeze(-1).expand(-1, -1, hidden_size)
             position_mask = mask.unsqueeze(-1).to(inputs_embeds.dtype)
@@ -293,7 +314,7 @@ class Seq2SeqAttentionEncoder(nn.Module):
             hidden_states = inputs_embeds.gather(1, gather_index)
         all_hidden_states = (inputs_embeds,) if output_hidden_states else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, lengths)
+            hidden_states = layer(hidden_states, reverse_positions)
             if output_hidden_states:
                 all_hidden_states += (to_original_positions(hidden_states),)
         last_hidden_state = all_hidden_states[-1] if output_hidden_states else to_original_positions(hidden_states)

@@ -156,7 +156,8 @@ def test_step_by_step_decoding_with_cache_equals_teacher_forcing(attention_type,
 
 
 def test_training_runs_each_rnn_once_per_layer_not_once_per_position():
-    """The teacher-forced pass has no Python loop over target positions: every RNN module runs exactly once."""
+    """The teacher-forced pass has no Python loop over target positions: every RNN module (two encoder directions and
+    one decoder RNN per layer) runs exactly once."""
     model = make_model().train()
     input_ids, attention_mask, labels = batch(tgt_len=9)
     calls = []
@@ -164,7 +165,7 @@ def test_training_runs_each_rnn_once_per_layer_not_once_per_position():
     model(input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
     for hook in hooks:
         hook.remove()
-    assert len(calls) == 2 * LAYERS
+    assert len(calls) == 3 * LAYERS
 
 
 def test_loss_is_token_cross_entropy_ignoring_minus_100():
