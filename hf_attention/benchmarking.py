@@ -29,6 +29,7 @@ from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
 
 ATTENTION_TYPES = ["bahdanau", "scaled_dot", "dot", "general", "none"]
+COMPILED_BAHDANAU = "bahdanau_compiled"
 PAD, BOS, EOS = 0, 1, 2
 
 
@@ -48,7 +49,9 @@ class BenchmarkArguments:
     num_attention_heads: int = 4
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager (before/after comparisons)"})
     attention_chunk_size: int = field(default=2**24, metadata={"help": "bahdanau's chunk bound (before/after)"})
-    compile_additive_attention: bool = field(default=False, metadata={"help": "torch.compile bahdanau's scores"})
+    compiled_bahdanau: bool = field(
+        default=True, metadata={"help": "also measure bahdanau with compile_additive_attention=True (fused kernels)"}
+    )
     train_batch_size: int = 32
     train_lengths: list[int] = field(default_factory=lambda: [16, 64, 256])
     generation_batch_size: int = 8
@@ -75,7 +78,9 @@ class BenchmarkArguments:
             raise ValueError("--device cuda: no CUDA device is available")
 
 
-def build_ours(args: BenchmarkArguments, attention_type: str) -> Seq2SeqAttentionForConditionalGeneration:
+def build_ours(
+    args: BenchmarkArguments, attention_type: str, compiled: bool = False
+) -> Seq2SeqAttentionForConditionalGeneration:
     config = Seq2SeqAttentionConfig(
         vocab_size=args.vocab_size,
         hidden_size=args.hidden_size,
@@ -83,7 +88,7 @@ def build_ours(args: BenchmarkArguments, attention_type: str) -> Seq2SeqAttentio
         num_attention_heads=args.num_attention_heads,
         attention_type=attention_type,
         attention_chunk_size=args.attention_chunk_size,
-        compile_additive_attention=args.compile_additive_attention,
+        compile_additive_attention=compiled,
         pad_token_id=PAD,
         bos_token_id=BOS,
         eos_token_id=EOS,
@@ -244,11 +249,14 @@ def peak_training_memory_mb(model, args: BenchmarkArguments, model_name: str, le
 
 
 def build_model(args: BenchmarkArguments, model_name: str):
-    """`model_name` is an attention type (this package) or `"marian"` (sized like our `bahdanau`)."""
+    """`model_name` is an attention type (this package), `"bahdanau_compiled"` (with `compile_additive_attention`)
+    or `"marian"` (sized like our `bahdanau`)."""
     if model_name == "marian":
         with torch.device("meta"):  # only its size is needed
             target_parameters = build_ours(args, "bahdanau").num_parameters()
         return build_marian(args, target_parameters)
+    if model_name == COMPILED_BAHDANAU:
+        return build_ours(args, "bahdanau", compiled=True)
     return build_ours(args, model_name)
 
 
@@ -259,8 +267,7 @@ def environment(args: BenchmarkArguments) -> dict:
         machine = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
     return {"machine": machine, "device": args.device, "dtype": args.dtype, "threads": torch.get_num_threads(),
             "torch": torch.__version__, "transformers": transformers.__version__,
-            "attn_implementation": args.attn_implementation,
-            "compile_additive_attention": args.compile_additive_attention}  # fmt: skip
+            "attn_implementation": args.attn_implementation}  # fmt: skip
 
 
 def run_benchmark(args: BenchmarkArguments) -> list[dict]:
@@ -269,12 +276,17 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
         torch.set_num_threads(args.threads)
     env = environment(args)
     records = []
-    model_names = list(args.attention_types) + (["marian"] if args.include_marian else [])
+    model_names = list(args.attention_types)
+    if args.compiled_bahdanau and "bahdanau" in model_names:
+        model_names.insert(model_names.index("bahdanau") + 1, COMPILED_BAHDANAU)
+    model_names += ["marian"] if args.include_marian else []
     for model_name in model_names:
         torch.manual_seed(args.seed)
         model = build_model(args, model_name).to(args.device)
-        base = {"model": "MarianMTModel" if model_name == "marian" else "Seq2SeqAttention",
-                "attention_type": "transformer" if model_name == "marian" else model_name,
+        is_marian = model_name == "marian"
+        base = {"model": "MarianMTModel" if is_marian else "Seq2SeqAttention",
+                "attention_type": "transformer" if is_marian else model.config.attention_type,
+                "compile_additive_attention": None if is_marian else model.config.compile_additive_attention,
                 "params": model.num_parameters(), **env}  # fmt: skip
         for length in args.train_lengths:
             record = {**base, "task": "train", "src_len": length, "tgt_len": length,
@@ -303,9 +315,16 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
     return records
 
 
+def _label(record: dict) -> str:
+    """The row name: the attention type (`transformer` for MarianMT), with ` (compiled)` for the fused kernels."""
+    return record["attention_type"] + (" (compiled)" if record.get("compile_additive_attention") else "")
+
+
 def _find(records: list[dict], **conditions) -> dict | None:
+    """The first record matching every condition; `label` is matched against `_label(record)`."""
     for record in records:
-        if all(record.get(name) == value for name, value in conditions.items()):
+        values = {**record, "label": _label(record)}
+        if all(values.get(name) == value for name, value in conditions.items()):
             return record
     return None
 
@@ -313,7 +332,7 @@ def _find(records: list[dict], **conditions) -> dict | None:
 def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
     """Tables of the records, and the issue's targets checked against them."""
     env = environment(args)
-    names = list(dict.fromkeys(record["attention_type"] for record in records))
+    names = list(dict.fromkeys(_label(record) for record in records))
     lines = [f"Benchmark: {env['machine']}, {env['device']}, {env['dtype']}, {env['threads']} threads, "
              f"torch {env['torch']}, transformers {env['transformers']}, {env['attn_implementation']}.", "",
              f"Training (batch {args.train_batch_size}, source = target length): target tokens/s, peak MiB", "",
@@ -322,9 +341,9 @@ def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
     for name in names:
         cells = []
         for length in args.train_lengths:
-            record = _find(records, attention_type=name, task="train", src_len=length) or {}
+            record = _find(records, label=name, task="train", src_len=length) or {}
             cells += [str(record.get("tokens_per_s", "")), str(record.get("peak_mem_mb", ""))]
-        params = (_find(records, attention_type=name) or {}).get("params", 0)
+        params = (_find(records, label=name) or {}).get("params", 0)
         lines.append(f"| {name} | {params:,} | " + " | ".join(cells) + " |")
     columns = [(n, b, c) for n in args.new_tokens for b in args.num_beams for c in (True, False)]
     header = " | ".join(f"{n} new, beam {b}, cache {'on' if c else 'off'}" for n, b, c in columns)
@@ -333,7 +352,7 @@ def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
     for name in names:
         cells = []
         for new_tokens, num_beams, use_cache in columns:
-            record = _find(records, attention_type=name, task="generate", tgt_len=new_tokens, num_beams=num_beams,
+            record = _find(records, label=name, task="generate", tgt_len=new_tokens, num_beams=num_beams,
                            use_cache=use_cache) or {}  # fmt: skip
             cells.append(str(record.get("tokens_per_s", "")))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -349,13 +368,13 @@ def check_targets(records: list[dict]) -> list[str]:
         return "met" if ok else "MISSED"
 
     long, short = 256, 32
-    for name in list(dict.fromkeys(r["attention_type"] for r in records if r["model"] == "Seq2SeqAttention")):
+    for name in list(dict.fromkeys(_label(r) for r in records if r["model"] == "Seq2SeqAttention")):
         for num_beams in (1, 5):
-            cached = _find(records, attention_type=name, task="generate", tgt_len=long, num_beams=num_beams,
+            cached = _find(records, label=name, task="generate", tgt_len=long, num_beams=num_beams,
                            use_cache=True)  # fmt: skip
-            uncached = _find(records, attention_type=name, task="generate", tgt_len=long, num_beams=num_beams,
+            uncached = _find(records, label=name, task="generate", tgt_len=long, num_beams=num_beams,
                              use_cache=False)  # fmt: skip
-            cached_short = _find(records, attention_type=name, task="generate", tgt_len=short, num_beams=num_beams,
+            cached_short = _find(records, label=name, task="generate", tgt_len=short, num_beams=num_beams,
                                  use_cache=True)  # fmt: skip
             if cached and uncached:
                 ratio = cached["tokens_per_s"] / uncached["tokens_per_s"]
@@ -366,18 +385,19 @@ def check_targets(records: list[dict]) -> list[str]:
                 results.append(f"{name}, beam {num_beams}: time per token at {long} / at {short} new tokens "
                                f"{ratio:.2f} (<= 1.3): {verdict(ratio <= 1.3)}")  # fmt: skip
     marian = _find(records, model="MarianMTModel", task="train", src_len=64)
-    for name in ("bahdanau", "scaled_dot"):
-        ours = _find(records, attention_type=name, task="train", src_len=64)
+    for name in ("bahdanau", "bahdanau (compiled)", "scaled_dot"):
+        ours = _find(records, label=name, task="train", src_len=64)
         if ours and marian:
             ratio = ours["tokens_per_s"] / marian["tokens_per_s"]
             results.append(f"{name}: training tokens/s at length 64 = {ratio:.2f} x MarianMT's (>= 1): "
                            f"{verdict(ratio >= 1)}")  # fmt: skip
-    additive = _find(records, attention_type="bahdanau", task="train", src_len=long)
-    dot = _find(records, attention_type="scaled_dot", task="train", src_len=long)
-    if additive and dot and additive["peak_mem_mb"] and dot["peak_mem_mb"]:
-        ratio = additive["peak_mem_mb"] / dot["peak_mem_mb"]
-        results.append(f"bahdanau peak training memory at length {long} = {ratio:.2f} x scaled_dot's (<= 1.5): "
-                       f"{verdict(ratio <= 1.5)}")  # fmt: skip
+    dot = _find(records, label="scaled_dot", task="train", src_len=long)
+    for name in ("bahdanau", "bahdanau (compiled)"):
+        additive = _find(records, label=name, task="train", src_len=long)
+        if additive and dot and additive["peak_mem_mb"] and dot["peak_mem_mb"]:
+            ratio = additive["peak_mem_mb"] / dot["peak_mem_mb"]
+            results.append(f"{name} peak training memory at length {long} = {ratio:.2f} x scaled_dot's (<= 1.5): "
+                           f"{verdict(ratio <= 1.5)}")  # fmt: skip
     return results
 
 

@@ -52,13 +52,16 @@ class ModelArguments:
         default=None, metadata={"help": "checkpoint folder or Hub id to fine-tune (its tokenizer is reused)"}
     )
     attention_type: str = field(default="bahdanau", metadata={"help": "bahdanau, scaled_dot, dot, general or none"})
-    rnn_type: str = field(default="gru", metadata={"help": "gru or lstm"})
+    rnn_type: str = field(default="lstm", metadata={"help": "lstm or gru"})
     hidden_size: int = 256
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     dropout: float = 0.2
     attention_dropout: float = 0.0
     initializer_range: float = 0.1
+    compile_additive_attention: bool = field(
+        default=False, metadata={"help": "bahdanau: fused torch.compile kernels (needs a C++ compiler on CPUs)"}
+    )
     vocab_size: int = field(default=8000, metadata={"help": "size of the BPE vocabulary trained from scratch"})
 
 
@@ -176,6 +179,7 @@ def build_model(model_args: ModelArguments, tokenizer) -> Seq2SeqAttentionForCon
         dropout=model_args.dropout,
         attention_dropout=model_args.attention_dropout,
         initializer_range=model_args.initializer_range,
+        compile_additive_attention=model_args.compile_additive_attention,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -219,7 +223,8 @@ def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_s
         return tokenizer, AutoModelForSeq2SeqLM.from_config(config)
     if model_args.init_from:
         tokenizer = AutoTokenizer.from_pretrained(model_args.init_from)
-        return tokenizer, AutoModelForSeq2SeqLM.from_pretrained(model_args.init_from)
+        overrides = {"compile_additive_attention": True} if model_args.compile_additive_attention else {}
+        return tokenizer, AutoModelForSeq2SeqLM.from_pretrained(model_args.init_from, **overrides)
     tokenizer = train_tokenizer(
         corpus_texts(train_split, data_args.src_lang, data_args.tgt_lang),
         vocab_size=model_args.vocab_size,

@@ -14,7 +14,7 @@ def test_defaults_and_required_arguments():
         2,
         4,
     )
-    assert config.attention_type == "bahdanau" and config.rnn_type == "gru"
+    assert config.attention_type == "bahdanau" and config.rnn_type == "lstm"
     assert (config.pad_token_id, config.bos_token_id, config.eos_token_id, config.decoder_start_token_id) == (
         0,
         1,
