@@ -31,10 +31,11 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
         attention_chunk_size (`int`, defaults to 2**24): upper bound on the number of elements of the additive
             score tensor [batch, heads, tgt_chunk, src_len, head_dim] that `"bahdanau"` materialises at once; longer
             targets are scored in chunks of positions.
-        compile_additive_attention (`bool`, defaults to `False`): opt-in; run `"bahdanau"`'s score kernel (add,
-            tanh, weighted sum over `head_dim`, per chunk) through `torch.compile`, which fuses it into one loop
-            instead of materialising the intermediate. Identical results; the first call compiles (seconds) and
-            needs a C++ compiler on CPUs. Measured: see the README's benchmark section.
+        compile_additive_attention (`bool`, defaults to `False`): opt-in; score `"bahdanau"` with
+            `FusedAdditiveScores`: `torch.compile`d kernels that compute tanh(q_i + k_j) in registers, forward and
+            backward, instead of materialising it in chunks. Same values within float32 rounding; training at length
+            64 ran 3x faster than eager in the README's benchmark. The first call compiles (seconds) and needs a C++
+            compiler on CPUs; short generation is slower than eager, so it is off by default.
         initializer_range (`float`, defaults to 0.1): standard deviation of the normal init of linear layers and
             embeddings.
         tie_word_embeddings (`bool`, defaults to `True`): share the output projection with the embedding table.
