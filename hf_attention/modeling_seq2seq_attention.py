@@ -44,6 +44,13 @@ from .cache_seq2seq_attention import Seq2SeqAttentionCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .pipeline_seq2seq_attention import TranslationPipeline  # noqa: F401  (saved beside the model: see its docstring)
 
+# Checkpoints saved before the encoder's two directions became two modules (2026-11-25) hold one bidirectional RNN per
+# encoder layer, `rnn.*` and `rnn.*_reverse`; `from_pretrained` renames them on the way in.
+LEGACY_KEY_MAPPING = {
+    r"\.rnn\.(\w+_l0)_reverse$": r".backward_rnn.\1",  # only encoder layers had a reverse direction
+    r"(encoder\.layers\.\d+)\.rnn\.": r"\1.forward_rnn.",
+}
+
 
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs from labels: prepend the start token, drop the last label, replace -100 by padding.
@@ -221,6 +228,17 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
     def __init__(self, config: Seq2SeqAttentionConfig, *inputs, **kwargs):
         config.check_architecture()
         super().__init__(config, *inputs, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, which also loads checkpoints in the older encoder layout
+        (`LEGACY_KEY_MAPPING`); the loaded model saves in today's layout."""
+        kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        # transformers keeps the renaming to undo it in save_pretrained; that would write the old names back.
+        model._weight_conversions = None
+        return loaded
 
     @torch.no_grad()
     def _init_weights(self, module):

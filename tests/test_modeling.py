@@ -366,3 +366,34 @@ def test_compiled_additive_attention_trains_like_eager():
         loss.backward()
     for (name, expected), actual in zip(eager.named_parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(actual.grad, expected.grad, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_checkpoints_in_the_older_encoder_layout_load_and_save_in_todays(tmp_path):
+    """Checkpoints saved before the encoder's directions became two modules name them `rnn.*` / `rnn.*_reverse`:
+    `from_pretrained` loads them into `forward_rnn` / `backward_rnn` (same outputs), and `save_pretrained` writes
+    today's names."""
+    from safetensors.torch import load_file, save_file
+
+    model = make_model("bahdanau", "lstm")
+    old_state = {}
+    for key, value in model.state_dict().items():
+        if key == "lm_head.weight":  # tied to the embeddings: not saved
+            continue
+        for direction, suffix in (("forward_rnn", ""), ("backward_rnn", "_reverse")):
+            if f".{direction}." in key:
+                key = key.replace(f".{direction}.", ".rnn.") + suffix
+        old_state[key] = value.clone()
+    assert "model.encoder.layers.0.rnn.weight_hh_l0_reverse" in old_state
+    model.config.save_pretrained(tmp_path / "old")
+    save_file(old_state, tmp_path / "old" / "model.safetensors", metadata={"format": "pt"})
+
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "old").eval()
+    for name, parameter in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], parameter, atol=0, rtol=0, msg=name)
+    input_ids, attention_mask, labels = batch()
+    expected = model(input_ids, attention_mask=attention_mask, labels=labels).logits
+    torch.testing.assert_close(loaded(input_ids, attention_mask=attention_mask, labels=labels).logits, expected)
+
+    loaded.save_pretrained(tmp_path / "new")
+    saved = load_file(tmp_path / "new" / "model.safetensors")
+    assert set(saved) == {key for key in model.state_dict() if key != "lm_head.weight"}
