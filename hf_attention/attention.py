@@ -36,6 +36,8 @@ def _additive_scores_chunk(query: torch.Tensor, keys: torch.Tensor, score_vector
 # The fused path (`compile_additive_attention`): `torch.compile`d kernels, each reducing over the
 # [batch, heads, tgt, src, head_dim] space of t = tanh(q_i + k_j), which is computed in registers and never stored.
 # Forward gives the scores; backward recomputes t instead of keeping it, in one kernel per reduction axis.
+# Their arguments, in float32 or float64: query [batch, heads, tgt, head_dim], keys [batch, heads, src, head_dim],
+# score_vector [heads, head_dim], grad (of the scores) [batch, heads, tgt, src].
 
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh is 1 to float32 precision), fitted for this package by
