@@ -108,11 +108,16 @@ def test_sdpa_path_equals_eager_path(attention_type):
     torch.testing.assert_close(with_weights, expected, atol=1e-6, rtol=1e-6)
 
 
+def additive_inputs(dtype=torch.float32, seed=4):
+    generator = torch.Generator().manual_seed(seed)
+    query = torch.randn(2, HEADS, 9, HEAD_DIM, generator=generator, dtype=dtype).requires_grad_()
+    keys = torch.randn(2, HEADS, 7, HEAD_DIM, generator=generator, dtype=dtype).requires_grad_()
+    score_vector = torch.randn(HEADS, HEAD_DIM, generator=generator, dtype=dtype).requires_grad_()
+    return query, keys, score_vector
+
+
 def test_additive_chunking_gives_identical_scores_and_gradients():
-    generator = torch.Generator().manual_seed(3)
-    query = torch.randn(2, HEADS, 9, HEAD_DIM, generator=generator, requires_grad=True)
-    keys = torch.randn(2, HEADS, 7, HEAD_DIM, generator=generator, requires_grad=True)
-    score_vector = torch.randn(HEADS, HEAD_DIM, generator=generator, requires_grad=True)
+    query, keys, score_vector = additive_inputs(seed=3)
     whole = additive_scores(query, keys, score_vector)
     # One target position per chunk: 2 * 4 * 7 * 4 elements each, nine chunks.
     chunked = additive_scores(query, keys, score_vector, chunk_size=2 * HEADS * 7 * HEAD_DIM)
@@ -122,14 +127,6 @@ def test_additive_chunking_gives_identical_scores_and_gradients():
     actual = torch.autograd.grad(chunked, (query, keys, score_vector), upstream)
     for a, e in zip(actual, expected, strict=True):
         torch.testing.assert_close(a, e)
-
-
-def additive_inputs(dtype=torch.float32, seed=4):
-    generator = torch.Generator().manual_seed(seed)
-    query = torch.randn(2, HEADS, 9, HEAD_DIM, generator=generator, dtype=dtype).requires_grad_()
-    keys = torch.randn(2, HEADS, 7, HEAD_DIM, generator=generator, dtype=dtype).requires_grad_()
-    score_vector = torch.randn(HEADS, HEAD_DIM, generator=generator, dtype=dtype).requires_grad_()
-    return query, keys, score_vector
 
 
 def test_compiled_additive_kernel_gives_the_eager_scores_and_gradients():
