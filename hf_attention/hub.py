@@ -48,6 +48,8 @@ CARD_HYPERPARAMETERS = [
     ("batching", "training_arguments", "train_sampling_strategy"),
     ("seed", "training_arguments", "seed"),
 ]
+# The shape of a Hub access token ("hf_" and 34 letters today); a staged file holding one is never uploaded.
+HUB_TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 
 
 def check_checkpoint(folder: str | Path) -> None:
@@ -203,22 +205,50 @@ def build_model_card(
     )
 
 
-def stage_upload(folder: str | Path, out_dir: str | Path, repo_id: str, revision: str = "main") -> Path:
-    """Write the folder that `push_checkpoint` uploads: the shareable files of `folder` and the card as README.md."""
+def stage_upload(
+    folder: str | Path,
+    out_dir: str | Path,
+    repo_id: str,
+    revision: str = "main",
+    license: str | None = None,
+    token: str | None = None,
+) -> Path:
+    """Write the folder that `push_checkpoint` uploads: the shareable files of `folder` and the card as README.md.
+
+    Raises `ValueError`, and writes nothing, if a file to upload holds `token`, the token of this machine
+    (`HF_TOKEN` or the stored login), or anything shaped like a Hub token.
+    """
     check_repo_id(repo_id)
     folder, out_dir = Path(folder), Path(out_dir)
-    card = build_model_card(folder, repo_id, revision)
+    card = build_model_card(folder, repo_id, revision, license=license)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} is not empty: give a new or empty folder to stage the upload in")
+    shared = sorted(
+        {path for pattern in UPLOAD_PATTERNS for path in folder.glob(pattern)
+         if path.is_file() and not path.relative_to(folder).parts[0].startswith("checkpoint-")}
+    )  # fmt: skip
+    _check_no_tokens(folder, shared, [secret for secret in (token, get_token()) if secret])
     out_dir.mkdir(parents=True, exist_ok=True)
-    for pattern in UPLOAD_PATTERNS:
-        for path in folder.glob(pattern):
-            if path.is_file() and not path.relative_to(folder).parts[0].startswith("checkpoint-"):
-                target = out_dir / path.relative_to(folder)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+    for path in shared:
+        target = out_dir / path.relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
     card.save(out_dir / "README.md")
     return out_dir
+
+
+def _check_no_tokens(folder: Path, files: list[Path], tokens: list[str]) -> None:
+    """Raise `ValueError` naming the `files` of `folder` that hold one of `tokens` or a Hub-token-shaped string."""
+    leaking = []
+    for path in files:
+        content = path.read_bytes()
+        if HUB_TOKEN_PATTERN.search(content) or any(token.encode() in content for token in tokens):
+            leaking.append(path.relative_to(folder).as_posix())
+    if leaking:
+        raise ValueError(
+            f"refusing to upload {folder}: {', '.join(leaking)} hold(s) a Hugging Face token; remove it from those "
+            "files (and revoke the token if they were ever shared)"
+        )
 
 
 def push_checkpoint(
@@ -228,22 +258,25 @@ def push_checkpoint(
     revision: str | None = None,
     commit_message: str = "Upload hf-attention checkpoint",
     token: str | None = None,
+    license: str | None = None,
 ):
     """Create `repo_id` if needed and upload the staged checkpoint in one commit; returns the `CommitInfo`.
 
-    The token is `token`, else `HF_TOKEN`, else the one `hf auth login` stored.
+    The token is `token`, else `HF_TOKEN`, else the one `hf auth login` stored. `license` goes into the card (see
+    `build_model_card`). Nothing is uploaded if a staged file holds a token (see `stage_upload`).
     """
     check_repo_id(repo_id)
     check_checkpoint(folder)
     token = token or get_token()
     if token is None:
         raise ValueError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a token with write access)")
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    if revision is not None:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
     with tempfile.TemporaryDirectory() as staging:
-        stage_upload(folder, staging, repo_id, revision or "main")
+        # Staged first: a folder that is refused leaves no empty repository behind.
+        stage_upload(folder, staging, repo_id, revision or "main", license=license, token=token)
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
         return api.upload_folder(
             repo_id=repo_id, folder_path=staging, revision=revision, commit_message=commit_message
         )

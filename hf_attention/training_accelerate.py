@@ -10,9 +10,11 @@ Trainer settings this loop does not implement are refused or named in a warning 
 last weights rather than the best ones.
 """
 
+import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -234,15 +236,22 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, output_dir: Path
     return final
 
 
-def _tracker_config(*argument_sets) -> dict:
-    """The scalar hyper-parameters, as TensorBoard's `add_hparams` accepts them."""
-    config = {}
-    for arguments in argument_sets:
-        for name, value in vars(arguments).items():
-            value = getattr(value, "value", value)  # enums
+# Fields that hold credentials (`hub_token`, ...): left out of every log outright, not even as a mask.
+SECRET_FIELD = re.compile(r"_token$|secret|password|api_key", re.IGNORECASE)
+
+
+def _tracker_config(model_args, data_args, training_args: Seq2SeqTrainingArguments) -> dict:
+    """The hyper-parameters of a run as TensorBoard's `add_hparams` accepts them, without any secret-looking field.
+
+    The training arguments go through `TrainingArguments.to_sanitized_dict` (the Trainer's own hparams, tokens
+    masked); the model and data arguments keep their scalar fields.
+    """
+    config = training_args.to_sanitized_dict()
+    for arguments in (model_args, data_args):
+        for name, value in dataclasses.asdict(arguments).items():
             if isinstance(value, bool | int | float | str):
                 config[name] = value
-    return config
+    return {name: value for name, value in config.items() if not SECRET_FIELD.search(name)}
 
 
 def run_accelerate_training(
