@@ -20,6 +20,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
         values: [batch, heads, src_len, head_dim] or None, the projected encoder values.
         rnn_state: [batch, num_states, hidden_size], h for a GRU and h, c for an LSTM, or None before the first step.
         num_tokens: how many target tokens the state has consumed.
+        device: the device the state is computed on, where `prefetch` moves it back after `offload`.
     """
 
     is_croppable = False  # a recurrent state cannot be rolled back to an earlier position
@@ -29,6 +30,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
         super().__init__()
         self.rnn_state: torch.Tensor | None = None
         self.num_tokens = 0
+        self.device: torch.device | None = None  # where the model computes the state (kept across `offload`)
 
     def lazy_initialization(self, key_states: torch.Tensor | None, value_states: torch.Tensor | None) -> None:
         self.keys, self.values = key_states, value_states
@@ -50,6 +52,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
             num_new_tokens: tokens consumed since the last update.
         """
         self.rnn_state = rnn_state
+        self.device = rnn_state.device
         self.num_tokens += num_new_tokens
 
     def get_seq_length(self) -> int:
@@ -79,12 +82,13 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
         self._map_batch(lambda tensor: tensor[indices])
 
     def offload(self):
+        """Move the state to the CPU; `prefetch` brings it back to `self.device`."""
         self._map_batch(lambda tensor: tensor.to("cpu", non_blocking=True))
 
     def prefetch(self):
-        device = self.rnn_state.device if self.rnn_state is not None else None
-        if device is not None:
-            self._map_batch(lambda tensor: tensor.to(device, non_blocking=True))
+        """Move an offloaded state back to the device it was on before `offload`."""
+        if self.device is not None:
+            self._map_batch(lambda tensor: tensor.to(self.device, non_blocking=True))
 
     def reset(self) -> None:
         self.keys = self.values = self.rnn_state = None

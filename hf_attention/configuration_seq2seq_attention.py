@@ -121,6 +121,16 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
                 f"hidden_size={self.hidden_size} must be even: the bidirectional encoder gives each direction "
                 "hidden_size // 2 units."
             )
+        if self.initializer_range < 0:
+            raise ValueError(f"initializer_range={self.initializer_range} must be >= 0 (a standard deviation).")
+        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id"):
+            token_id = getattr(self, name)
+            if token_id is not None and not 0 <= token_id < self.vocab_size:
+                raise ValueError(f"{name}={token_id} is outside the vocabulary [0, {self.vocab_size - 1}].")
+        eos_ids = self.eos_token_id if isinstance(self.eos_token_id, list) else [self.eos_token_id]
+        for token_id in eos_ids:
+            if token_id is not None and not 0 <= token_id < self.vocab_size:
+                raise ValueError(f"eos_token_id={token_id} is outside the vocabulary [0, {self.vocab_size - 1}].")
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1).")

@@ -31,10 +31,14 @@ gets the same context, the mean of the encoder states, and `cross_attentions` is
 The model has no self-attention: `encoder_attentions` and `decoder_attentions` are always None.
 """
 
+import contextvars
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -71,8 +75,47 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
     return shifted.masked_fill(shifted == -100, pad_token_id)
 
 
+# transformers up to 5.23 names the decoding cache `past_key_values`, in arguments and outputs; 5.24 renamed it to
+# `cache` (and passes `cache=` from `generate`). The model takes both names and writes outputs with the installed one.
+CACHE_OUTPUT_FIELD = "cache" if "cache" in Seq2SeqLMOutput.__dataclass_fields__ else "past_key_values"
+
+
+def _resolve_cache(past_key_values, cache):
+    """The one cache passed under either name; a `ValueError` when two different ones are."""
+    if past_key_values is not None and cache is not None and past_key_values is not cache:
+        raise ValueError("Pass the decoding cache once, as `cache` or `past_key_values`, not two different ones.")
+    return cache if cache is not None else past_key_values
+
+
+# False while `generate` runs its steps: it checks its inputs once, and the tokens it feeds back are in range.
+_CHECK_VALUES = contextvars.ContextVar("seq2seq_attention_check_values", default=True)
+
+
+def _is_tracing() -> bool:
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
+def _checks_apply() -> bool:
+    # Checks of tensor values read them on the host (a device sync): they would break torch.export and fullgraph
+    # compilation, so they run in eager mode only, and once per `generate` call rather than at every step.
+    return _CHECK_VALUES.get() and not _is_tracing()
+
+
+def _check_ids_tensor(name: str, ids: torch.Tensor) -> None:
+    """Shape and dtype checks of a token-id tensor (no host sync: safe to run while tracing)."""
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must be 2-D [batch, length]; got shape {tuple(ids.shape)}.")
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise ValueError(f"{name} has dtype {ids.dtype}; token ids must be an integer tensor (torch.long).")
+    if ids.shape[0] == 0:
+        raise ValueError(f"{name} has shape {tuple(ids.shape)}: the batch is empty.")
+    if ids.shape[1] == 0:
+        raise ValueError(f"{name} has shape {tuple(ids.shape)}: each sequence needs at least one token.")
+
+
 def _check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
-    if ids.numel() == 0:
+    _check_ids_tensor(name, ids)
+    if not _checks_apply():
         return
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= vocab_size:
@@ -83,6 +126,30 @@ def _check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
 def _check_mask(name: str, mask: torch.Tensor, ids_name: str, shape: torch.Size) -> None:
     if mask.shape != shape:
         raise ValueError(f"{name} has shape {tuple(mask.shape)} but {ids_name} has shape {tuple(shape)}.")
+
+
+def _check_decoder_mask(decoder_attention_mask: torch.Tensor, batch_size: int, num_past: int, num_new: int) -> None:
+    """The decoder reads its inputs in order, so only right padding (ones, then zeros) leaves the real positions'
+    states unchanged; any other mask is refused rather than ignored.
+
+    Args:
+        decoder_attention_mask: [batch, num_new] or [batch, num_past + num_new] (as `generate` grows it).
+    """
+    allowed = {(batch_size, num_new), (batch_size, num_past + num_new)}
+    if tuple(decoder_attention_mask.shape) not in allowed:
+        raise ValueError(
+            f"decoder_attention_mask has shape {tuple(decoder_attention_mask.shape)}; expected "
+            f"{' or '.join(str(shape) for shape in sorted(allowed))} (batch, decoder positions)."
+        )
+    if not _checks_apply():
+        return
+    mask = decoder_attention_mask.to(torch.int64)
+    if bool(((mask != 0) & (mask != 1)).any()) or bool((mask[:, 1:] > mask[:, :-1]).any()):
+        raise ValueError(
+            "decoder_attention_mask must be right padding (ones, then zeros, in every row): the recurrent decoder "
+            "reads its inputs in order, so padding before a real token would change that token's state. Put the "
+            "padding after the target tokens."
+        )
 
 
 def _masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -117,6 +184,41 @@ def _reverse_real_tokens(states: torch.Tensor, reverse_positions: torch.Tensor |
     if reverse_positions is None:
         return states.flip(1)
     return states.gather(1, reverse_positions.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
+
+
+# The keyword arguments of `from_pretrained` that say where and how to read a checkpoint's files.
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+
+
+def _unreadable_weights_file(checkpoint) -> str:
+    """The first `*.safetensors` file of a local checkpoint folder that does not open, else a description."""
+    folder = Path(checkpoint)
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            with safe_open(path, framework="pt"):
+                pass
+        except SafetensorError:
+            return str(path)
+    return f"the weights file of {checkpoint}"
+
+
+def _attention_type_of_weights(loading_info: dict) -> str | None:
+    """The attention type(s) a checkpoint's cross-attention weights belong to, quoted for a message, when they do not
+    fit the model built from its config; None when they fit.
+
+    Only the parameters tell the types apart: "dot" and "scaled_dot" have the same ones.
+    """
+    unexpected = [key for key in loading_info["unexpected_keys"] if ".cross_attention." in key]
+    missing = [key for key in loading_info["missing_keys"] if ".cross_attention." in key]
+    if not unexpected and not missing:
+        return None
+    if any(key.endswith("score_vector") for key in unexpected):
+        return "'bahdanau'"
+    if any(key.endswith("bilinear") for key in unexpected):
+        return "'general'"
+    if not unexpected and any(key.endswith("q_proj.weight") for key in missing):
+        return "'none'"
+    return "'scaled_dot' or 'dot'"
 
 
 class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
@@ -230,15 +332,44 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
         super().__init__(config, *inputs, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`, which also loads checkpoints in the older encoder layout
-        (`LEGACY_KEY_MAPPING`); the loaded model saves in today's layout."""
+        (`LEGACY_KEY_MAPPING`); the loaded model saves in today's layout.
+
+        A model whose `attention_type` differs from the checkpoint's (an `attention_type=` or `config=` argument, or an
+        edited `config.json`) is refused with a `ValueError` naming both: transformers would only report the other
+        type's weights as unexpected, and the model would translate garbage.
+        """
+        if "attention_type" in kwargs or isinstance(kwargs.get("config"), PreTrainedConfig):
+            hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+            saved = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs).attention_type
+            requested = kwargs.get("attention_type", getattr(kwargs.get("config"), "attention_type", saved))
+            if requested != saved:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} was trained with attention_type={saved!r}; it cannot be loaded "
+                    f"as attention_type={requested!r} (the weights belong to the alignment function)."
+                )
         kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        try:
+            model, loading_info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        except SafetensorError as error:
+            raise OSError(
+                f"{_unreadable_weights_file(pretrained_model_name_or_path)} is not a readable safetensors file "
+                f"({error}): it is truncated or corrupt; save or download the checkpoint again."
+            ) from error
+        weights_type = _attention_type_of_weights(loading_info)
+        if weights_type is not None:
+            raise ValueError(
+                f"The weights of {pretrained_model_name_or_path} are those of attention_type={weights_type}, but "
+                f"its config asks for attention_type={model.config.attention_type!r}: set config.json's "
+                "attention_type back to the type the checkpoint was trained with."
+            )
         # transformers keeps the renaming to undo it in save_pretrained; that would write the old names back.
         model._weight_conversions = None
-        return loaded
+        return (model, loading_info) if output_loading_info else model
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -276,7 +407,6 @@ class Seq2SeqAttentionEncoder(nn.Module):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> BaseModelOutput | tuple:
         """
         Args:
@@ -299,6 +429,11 @@ class Seq2SeqAttentionEncoder(nn.Module):
         if inputs_embeds is None:
             _check_token_ids("input_ids", input_ids, self.config.vocab_size)
             inputs_embeds = self.embed_tokens(input_ids)
+        elif inputs_embeds.dim() != 3 or 0 in inputs_embeds.shape[:2]:
+            raise ValueError(
+                f"inputs_embeds has shape {tuple(inputs_embeds.shape)}; expected [batch, src_len, hidden_size] with "
+                "at least one sequence of at least one position."
+            )
         batch_size, src_len, hidden_size = inputs_embeds.shape
         if attention_mask is None:
             mask = torch.ones(batch_size, src_len, dtype=torch.bool, device=inputs_embeds.device)
@@ -307,8 +442,8 @@ class Seq2SeqAttentionEncoder(nn.Module):
             _check_mask("attention_mask", attention_mask, source_name, inputs_embeds.shape[:2])
             mask = attention_mask.bool()
 
-        if bool(mask.all()):
-            # No padding anywhere: no gathering.
+        if not _is_tracing() and bool(mask.all()):
+            # No padding anywhere: no gathering (the general path below gives the same result; traced code takes it).
             reverse_positions, hidden_states = None, inputs_embeds
 
             def to_original_positions(states: torch.Tensor) -> torch.Tensor:
@@ -465,7 +600,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        cache: Seq2SeqAttentionCache | None = None,
     ) -> Seq2SeqModelOutput | tuple:
         """
         Args:
@@ -473,13 +608,15 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
             attention_mask: [batch, src_len], 1 at real source tokens, 0 at padding.
             decoder_input_ids: [batch, tgt_len] decoder inputs (the target shifted right), only the new tokens when
                 `past_key_values` holds earlier ones.
-            decoder_attention_mask: [batch, tgt_len], accepted for API compatibility and not needed: the decoder is
-                causal, so right padding of the target never reaches earlier positions.
+            decoder_attention_mask: [batch, tgt_len] (or [batch, past + tgt_len] while decoding with a cache), 1 at
+                real target tokens. Only right padding is accepted: the decoder is causal, so padding after the real
+                tokens never reaches their states, while padding before them would (refused with a `ValueError`).
             encoder_outputs: precomputed encoder outputs (`last_hidden_state` [batch, src_len, hidden_size]).
             past_key_values: a [`Seq2SeqAttentionCache`] from an earlier call, to continue decoding.
             inputs_embeds: [batch, src_len, hidden_size], instead of `input_ids`.
             decoder_inputs_embeds: [batch, tgt_len, hidden_size], instead of `decoder_input_ids`.
             use_cache: return a cache to continue from (defaults to `config.use_cache`).
+            cache: the same as `past_key_values`, under the name transformers 5.24 and later pass.
             output_attentions: return `cross_attentions`, `num_hidden_layers` tensors [batch, heads, tgt_len, src_len]
                 (None for `attention_type="none"`; encoder/decoder self-attentions do not exist and are None).
             output_hidden_states: return embeddings and every layer's output for encoder and decoder.
@@ -491,6 +628,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
         )
         use_cache = use_cache if use_cache is not None else config.use_cache
         return_dict = return_dict if return_dict is not None else config.return_dict
+        past_key_values = _resolve_cache(past_key_values, cache)
 
         # The encoder checks the mask against its input; precomputed encoder outputs are checked below.
         encoder_precomputed = encoder_outputs is not None
@@ -523,15 +661,25 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
             _check_token_ids("decoder_input_ids", decoder_input_ids, config.vocab_size)
             decoder_inputs_embeds = self.encoder.embed_tokens(decoder_input_ids)
 
+        if decoder_inputs_embeds.shape[0] != encoder_hidden_states.shape[0]:
+            raise ValueError(
+                f"The decoder inputs have batch size {decoder_inputs_embeds.shape[0]} but the source has "
+                f"{encoder_hidden_states.shape[0]}."
+            )
         if past_key_values is not None and not isinstance(past_key_values, Seq2SeqAttentionCache):
             raise ValueError(
                 f"past_key_values is a {type(past_key_values).__name__}; this recurrent model needs the "
                 "Seq2SeqAttentionCache it returns (or None)."
             )
+        if decoder_attention_mask is not None:
+            num_past = past_key_values.get_seq_length() if past_key_values is not None else 0
+            _check_decoder_mask(
+                decoder_attention_mask, decoder_inputs_embeds.shape[0], num_past, decoder_inputs_embeds.shape[1]
+            )
         if use_cache and past_key_values is None:
             past_key_values = Seq2SeqAttentionCache(config.num_hidden_layers)
 
-        last_hidden_state, cache, decoder_hidden_states, cross_attentions = self.decoder(
+        last_hidden_state, new_cache, decoder_hidden_states, cross_attentions = self.decoder(
             decoder_inputs_embeds,
             encoder_hidden_states,
             encoder_attention_mask,
@@ -542,7 +690,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
         )
         outputs = Seq2SeqModelOutput(
             last_hidden_state=last_hidden_state,
-            past_key_values=cache,
+            **{CACHE_OUTPUT_FIELD: new_cache},
             decoder_hidden_states=decoder_hidden_states,
             decoder_attentions=None,
             cross_attentions=cross_attentions,
@@ -557,6 +705,9 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
     """The encoder-decoder with a language-model head over the shared vocabulary, a loss, and `generate()`."""
 
     _tied_weights_keys = {"lm_head.weight": "model.encoder.embed_tokens.weight"}
+    # `forward` takes no **kwargs (an argument it does not know is an error, not silently dropped); this tells the
+    # Trainer that it does take `num_items_in_batch`.
+    accepts_loss_kwargs = True
 
     def __init__(self, config: Seq2SeqAttentionConfig):
         super().__init__(config)
@@ -585,6 +736,48 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
 
+    def _check_labels(
+        self, labels: torch.Tensor, source: torch.Tensor | None, decoder_input_ids: torch.Tensor | None
+    ) -> None:
+        """
+        Args:
+            labels: [batch, tgt_len].
+            source: [batch, src_len] ids or [batch, src_len, hidden_size] embeddings, or None.
+            decoder_input_ids: [batch, tgt_len] or None.
+        """
+        _check_ids_tensor("labels", labels)
+        if source is not None and labels.shape[0] != source.shape[0]:
+            raise ValueError(f"labels has batch size {labels.shape[0]} but the source has {source.shape[0]}.")
+        if decoder_input_ids is not None and decoder_input_ids.shape != labels.shape:
+            raise ValueError(
+                f"labels has shape {tuple(labels.shape)} but decoder_input_ids has shape "
+                f"{tuple(decoder_input_ids.shape)}: one label is predicted at each decoder position."
+            )
+        if not _checks_apply():
+            return
+        invalid = ((labels < 0) & (labels != -100)) | (labels >= self.config.vocab_size)
+        if invalid.any():
+            bad = labels[invalid][0].item()
+            raise ValueError(
+                f"labels contains {bad}; labels must be token ids in [0, {self.config.vocab_size - 1}] or -100."
+            )
+
+    def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs):
+        """[`GenerationMixin.generate`], with the inputs' values checked once here instead of at every step."""
+        source = inputs if inputs is not None else kwargs.get("input_ids")
+        if isinstance(source, torch.Tensor) and source.dim() == 2:
+            _check_token_ids("input_ids", source, self.config.vocab_size)
+        if kwargs.get("decoder_input_ids") is not None:
+            _check_token_ids("decoder_input_ids", kwargs["decoder_input_ids"], self.config.vocab_size)
+        if kwargs.get("decoder_attention_mask") is not None:
+            mask = kwargs["decoder_attention_mask"]
+            _check_decoder_mask(mask, mask.shape[0], 0, mask.shape[-1])
+        token = _CHECK_VALUES.set(False)
+        try:
+            return super().generate(inputs, generation_config, **kwargs)
+        finally:
+            _CHECK_VALUES.reset(token)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -601,7 +794,7 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
-        **kwargs,
+        cache: Seq2SeqAttentionCache | None = None,
     ) -> Seq2SeqLMOutput | tuple:
         """
         Takes the arguments of [`Seq2SeqAttentionModel.forward`], and:
@@ -618,12 +811,7 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if labels is not None:
-            invalid = ((labels < 0) & (labels != -100)) | (labels >= self.config.vocab_size)
-            if invalid.any():
-                bad = labels[invalid][0].item()
-                raise ValueError(
-                    f"labels contains {bad}; labels must be token ids in [0, {self.config.vocab_size - 1}] or -100."
-                )
+            self._check_labels(labels, input_ids if input_ids is not None else inputs_embeds, decoder_input_ids)
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
@@ -634,7 +822,7 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
             decoder_input_ids=decoder_input_ids,
             decoder_attention_mask=decoder_attention_mask,
             encoder_outputs=encoder_outputs,
-            past_key_values=past_key_values,
+            past_key_values=_resolve_cache(past_key_values, cache),
             inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
@@ -659,7 +847,7 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
         output = Seq2SeqLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_OUTPUT_FIELD: getattr(outputs, CACHE_OUTPUT_FIELD)},
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=None,
             cross_attentions=outputs.cross_attentions,

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from hf_attention import (
     Seq2SeqAttentionModel,
     shift_tokens_right,
 )
+from hf_attention.modeling_seq2seq_attention import CACHE_OUTPUT_FIELD
 
 VOCAB, HIDDEN, LAYERS, HEADS = 40, 16, 2, 4
 ALL_VARIANTS = [(attention_type, rnn_type) for attention_type in ATTENTION_TYPES for rnn_type in ("gru", "lstm")]
@@ -397,3 +399,214 @@ def test_checkpoints_in_the_older_encoder_layout_load_and_save_in_todays(tmp_pat
     loaded.save_pretrained(tmp_path / "new")
     saved = load_file(tmp_path / "new" / "model.safetensors")
     assert set(saved) == {key for key in model.state_dict() if key != "lm_head.weight"}
+
+
+@pytest.mark.parametrize(
+    ("attention_type", "rnn_type"), [("bahdanau", "lstm"), ("scaled_dot", "gru"), ("none", "lstm")]
+)
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_cached_generation_scores_equal_the_teacher_forced_logits(attention_type, rnn_type, num_beams):
+    """Every step of `generate` (cache on, as by default) scores like one teacher-forced pass over its output."""
+    model = make_model(attention_type, rnn_type)
+    input_ids, attention_mask, _ = batch()
+    out = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        num_beams=num_beams,
+        num_return_sequences=num_beams,
+        max_new_tokens=6,
+        min_new_tokens=6,
+        output_logits=True,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    if num_beams > 1:
+        # Beam search's per-step logits follow the beams of that step; score the finished sequences instead.
+        with torch.no_grad():
+            source = input_ids.repeat_interleave(num_beams, 0), attention_mask.repeat_interleave(num_beams, 0)
+            teacher = model(source[0], attention_mask=source[1], decoder_input_ids=out.sequences[:, :-1]).logits
+        log_probs = teacher.log_softmax(-1).gather(-1, out.sequences[:, 1:, None]).squeeze(-1)
+        torch.testing.assert_close(log_probs.sum(-1) / 6, out.sequences_scores, atol=1e-4, rtol=1e-4)
+        return
+    with torch.no_grad():
+        teacher = model(input_ids, attention_mask=attention_mask, decoder_input_ids=out.sequences[:, :-1]).logits
+    torch.testing.assert_close(torch.stack(out.logits, dim=1), teacher, atol=1e-5, rtol=1e-5)
+
+
+def test_forward_takes_the_cache_under_either_name():
+    """transformers 5.24 passes the decoding cache as `cache=`, earlier versions as `past_key_values=`."""
+    model = make_model("bahdanau", "lstm")
+    input_ids, attention_mask, labels = batch()
+    with torch.no_grad():
+        full = model(input_ids, attention_mask=attention_mask, decoder_input_ids=labels).logits
+        for name in ("cache", "past_key_values"):
+            first = model(input_ids, attention_mask=attention_mask, decoder_input_ids=labels[:, :2], use_cache=True)
+            state = first[CACHE_OUTPUT_FIELD]
+            second = model(
+                input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=labels[:, 2:],
+                use_cache=True,
+                **{name: state},
+            )
+            torch.testing.assert_close(torch.cat([first.logits, second.logits], 1), full, atol=1e-5, rtol=1e-5)
+        other = model(input_ids, attention_mask=attention_mask, decoder_input_ids=labels[:, :2], use_cache=True)
+        other_state = other[CACHE_OUTPUT_FIELD]
+        with pytest.raises(ValueError, match="Pass the decoding cache once"):
+            model(input_ids, decoder_input_ids=labels[:, 2:], cache=state, past_key_values=other_state)
+
+
+@pytest.mark.parametrize("name", ["cache_params", "state", "decoder_past", "not_an_argument"])
+def test_forward_refuses_keyword_arguments_it_does_not_know(name):
+    """An unknown argument (which may carry state, such as a renamed cache) is an error, never silently dropped."""
+    model = make_model()
+    input_ids, attention_mask, labels = batch()
+    for module in (model, model.model):
+        with pytest.raises(TypeError, match=name):
+            module(input_ids, attention_mask=attention_mask, decoder_input_ids=labels, **{name: object()})
+    with pytest.raises(TypeError, match=name):
+        model.get_encoder()(input_ids, **{name: object()})
+
+
+def test_decoder_attention_mask_right_padding_is_honoured_and_any_other_refused():
+    model = make_model("bahdanau", "lstm")
+    input_ids, attention_mask, labels = batch()
+    right = torch.ones_like(labels)
+    right[0, 3:] = 0
+    with torch.no_grad():
+        plain = model(input_ids, attention_mask=attention_mask, decoder_input_ids=labels).logits
+        masked = model(
+            input_ids, attention_mask=attention_mask, decoder_input_ids=labels, decoder_attention_mask=right
+        )
+    torch.testing.assert_close(masked.logits, plain)
+    left = torch.ones_like(labels)
+    left[0, :2] = 0
+    with pytest.raises(ValueError, match="decoder_attention_mask must be right padding"):
+        model(input_ids, attention_mask=attention_mask, decoder_input_ids=labels, decoder_attention_mask=left)
+    with pytest.raises(ValueError, match=r"decoder_attention_mask has shape \(3, 4\); expected \(3, 5\)"):
+        model(input_ids, decoder_input_ids=labels, decoder_attention_mask=right[:, :4])
+    with pytest.raises(ValueError, match="decoder_attention_mask must be right padding"):
+        model.generate(
+            input_ids, decoder_input_ids=labels[:, :3], decoder_attention_mask=left[:, :3], max_new_tokens=2
+        )
+
+
+def test_bad_shapes_and_dtypes_raise_clear_errors_early():
+    model = make_model()
+    input_ids, attention_mask, labels = batch()
+    cases = [
+        (dict(input_ids=input_ids[:, :0], labels=labels), r"input_ids has shape \(3, 0\): each sequence needs"),
+        (dict(input_ids=input_ids[:0], labels=labels[:0]), r"labels has shape \(0, 5\): the batch is empty"),
+        (dict(input_ids=input_ids[:0], decoder_input_ids=labels[:0]), r"input_ids has shape \(0, 7\): the batch is"),
+        (dict(input_ids=input_ids.float(), labels=labels), r"input_ids has dtype torch.float32; token ids must be"),
+        (dict(input_ids=input_ids, labels=labels[:2]), r"labels has batch size 2 but the source has 3"),
+        (
+            dict(input_ids=input_ids, labels=labels, decoder_input_ids=labels[:, :4]),
+            r"labels has shape \(3, 5\) but decoder_input_ids has shape \(3, 4\)",
+        ),
+        (dict(input_ids=input_ids, decoder_input_ids=labels[:2]), r"decoder inputs have batch size 2 but the source"),
+        (dict(input_ids=input_ids, labels=labels.float()), r"labels has dtype torch.float32"),
+        (dict(input_ids=input_ids, decoder_input_ids=labels[:, :0]), r"decoder_input_ids has shape \(3, 0\)"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            model(**kwargs)
+    with pytest.raises(ValueError, match=r"input_ids has dtype torch.float32"):
+        model.generate(input_ids.float(), max_new_tokens=2)
+    with pytest.raises(ValueError, match=rf"input_ids contains token id {VOCAB}"):
+        model.generate(torch.full((1, 3), VOCAB), max_new_tokens=2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(pad_token_id=-1), r"pad_token_id=-1 is outside the vocabulary \[0, 39\]"),
+        (dict(pad_token_id=VOCAB), rf"pad_token_id={VOCAB} is outside the vocabulary"),
+        (dict(eos_token_id=[2, 99]), r"eos_token_id=99 is outside the vocabulary"),
+        (dict(decoder_start_token_id=-3), r"decoder_start_token_id=-3 is outside"),
+        (dict(initializer_range=-0.1), r"initializer_range=-0.1 must be >= 0"),
+    ],
+)
+def test_config_refuses_token_ids_outside_the_vocabulary_and_negative_init(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Seq2SeqAttentionConfig(vocab_size=VOCAB, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("saved", "requested"),
+    [("bahdanau", "scaled_dot"), ("scaled_dot", "bahdanau"), ("dot", "scaled_dot"), ("general", "none")],
+)
+def test_loading_with_another_attention_type_is_refused(tmp_path, saved, requested):
+    make_model(saved).save_pretrained(tmp_path)
+    with pytest.raises(
+        ValueError, match=rf"attention_type='{saved}'; it cannot be loaded as attention_type='{requested}'"
+    ):
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path, attention_type=requested)
+    config = Seq2SeqAttentionConfig.from_pretrained(tmp_path)
+    config.attention_type = requested
+    with pytest.raises(ValueError, match=f"attention_type='{saved}'; it cannot be loaded as"):
+        Seq2SeqAttentionForConditionalGeneration.from_pretrained(tmp_path, config=config)
+
+
+@pytest.mark.parametrize(
+    ("saved", "edited", "weights"),
+    [
+        ("bahdanau", "scaled_dot", "'bahdanau'"),
+        ("scaled_dot", "bahdanau", "'scaled_dot' or 'dot'"),
+        ("general", "dot", "'general'"),
+        ("none", "bahdanau", "'none'"),
+        ("bahdanau", "none", "'bahdanau'"),
+    ],
+)
+def test_weights_of_another_attention_type_than_config_json_are_refused(tmp_path, saved, edited, weights):
+    make_model(saved).save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(
+        config_file.read_text().replace(f'"attention_type": "{saved}"', f'"attention_type": "{edited}"')
+    )
+    with pytest.raises(
+        ValueError, match=f"are those of attention_type={weights}, but its config asks for attention_type='{edited}'"
+    ):
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+
+
+def test_loading_info_is_still_returned_when_asked_for(tmp_path):
+    make_model().save_pretrained(tmp_path)
+    model, info = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert isinstance(model, Seq2SeqAttentionForConditionalGeneration)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_unreadable_weights_file_is_named(tmp_path, damage):
+    make_model().save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"empty": b"", "truncated": data[: len(data) * 9 // 10], "garbage": b"\x00" * 64}[damage])
+    with pytest.raises(OSError, match=f"{weights} is not a readable safetensors file"):
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
+
+
+def test_cache_prefetch_returns_the_state_to_the_device_it_was_computed_on():
+    model = make_model("bahdanau", "lstm")
+    input_ids, attention_mask, labels = batch()
+    with torch.no_grad():
+        cache = model(input_ids, decoder_input_ids=labels, use_cache=True)[CACHE_OUTPUT_FIELD]
+    layer = cache.layers[0]
+    # A stand-in accelerator: the state lives on "meta"; offload moves copies to the CPU and prefetch must undo it.
+    layer.rnn_state, layer.keys, layer.values = (
+        tensor.to("meta") for tensor in (layer.rnn_state, layer.keys, layer.values)
+    )
+    layer.device = torch.device("meta")
+    moved = []
+
+    def recording_to(tensor, device, *args, **kwargs):
+        moved.append(torch.device(device))
+        return torch.empty_like(tensor, device=device)
+
+    with mock.patch.object(torch.Tensor, "to", recording_to):
+        layer.offload()
+        assert layer.rnn_state.device.type == "cpu"
+        layer.prefetch()
+    assert moved[-3:] == [torch.device("meta")] * 3
+    assert layer.rnn_state.device.type == "meta" and layer.keys.device.type == "meta"
