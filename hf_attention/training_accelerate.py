@@ -45,17 +45,54 @@ from .training import (
 logger = get_logger(__name__)
 
 
+PROGRESS_NAME = "training_progress.json"
+
+
 @dataclass
 class TrainingProgress:
-    """The loop's position, saved by `save_state` beside model, optimizer, scheduler and RNG states."""
+    """The loop's position, saved as JSON in each checkpoint beside the model, optimizer, scheduler and RNG states.
+
+    Not through `Accelerator.register_for_checkpointing`: `load_state` reads registered objects back with
+    `torch.load(weights_only=False)`, so a crafted checkpoint would run code on resume.
+    """
 
     completed_steps: int = 0
 
-    def state_dict(self) -> dict[str, int]:
-        return {"completed_steps": self.completed_steps}
+    def save(self, checkpoint: Path) -> None:
+        (checkpoint / PROGRESS_NAME).write_text(json.dumps({"completed_steps": self.completed_steps}))
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.completed_steps = state["completed_steps"]
+    @classmethod
+    def load(cls, checkpoint: str | Path) -> "TrainingProgress":
+        """The position saved in `checkpoint`; `ValueError` for anything but a complete checkpoint of this loop."""
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_dir():
+            raise ValueError(f"--resume_from_checkpoint {checkpoint}: no such folder")
+        if checkpoint.name.endswith(".partial"):
+            raise ValueError(
+                f"--resume_from_checkpoint {checkpoint}: an unfinished checkpoint (a run stopped while writing it); "
+                "resume from a checkpoint-N folder"
+            )
+        # Files `load_state` would unpickle with `weights_only=False`: refused rather than loaded.
+        pickles = sorted(path.name for path in checkpoint.glob("custom_checkpoint_*.pkl"))
+        if pickles:
+            raise ValueError(
+                f"--resume_from_checkpoint {checkpoint}: {', '.join(pickles)} not loaded (unpickling a file can run "
+                f"code); this loop reads its position from {PROGRESS_NAME} only. Remove the file(s) from the folder "
+                "if it is a checkpoint of this loop"
+            )
+        path = checkpoint / PROGRESS_NAME
+        if not path.is_file():
+            raise ValueError(
+                f"--resume_from_checkpoint {checkpoint}: no {PROGRESS_NAME}; give a checkpoint-N folder written by "
+                "scripts/train_accelerate.py"
+            )
+        try:
+            steps = json.loads(path.read_text())["completed_steps"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f'{path}: expected {{"completed_steps": N}}, could not read it ({error})') from None
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"{path}: completed_steps must be a non-negative integer, got {steps!r}")
+        return cls(completed_steps=steps)
 
 
 def _check_supported(training_args: Seq2SeqTrainingArguments) -> None:
@@ -224,6 +261,7 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, output_dir: Path
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        TrainingProgress(completed_steps=step).save(partial)
         accelerator.unwrap_model(model).config.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         shutil.rmtree(final, ignore_errors=True)
@@ -234,6 +272,26 @@ def save_checkpoint(accelerator: Accelerator, model, tokenizer, output_dir: Path
                 shutil.rmtree(stale)
     accelerator.wait_for_everyone()
     return final
+
+
+def remove_partial_checkpoints(output_dir: Path) -> list[Path]:
+    """Delete the `checkpoint-N.partial` folders a run stopped while saving left behind; returns them."""
+    stale = sorted(path for path in output_dir.glob("checkpoint-*.partial") if path.is_dir())
+    for path in stale:
+        logger.warning("removing %s, an unfinished checkpoint of an earlier run", path)
+        shutil.rmtree(path)
+    return stale
+
+
+def truncate_log_history(path: Path, first_step: int) -> int:
+    """Drop the records of steps from `first_step` on from a `log_history.jsonl` (the ones a resumed run logs again);
+    returns how many were dropped."""
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] < first_step]
+    path.write_text("".join(f"{line}\n" for line in kept))
+    return len(lines) - len(kept)
 
 
 # Fields that hold credentials (`hub_token`, ...): left out of every log outright, not even as a mask.
@@ -261,6 +319,9 @@ def run_accelerate_training(
     test split (main process); returns the final metrics (empty on the other processes)."""
     accelerator = build_accelerator(training_args)
     _check_supported(training_args)
+    resumed = training_args.resume_from_checkpoint is not None
+    # Read (and checked) before anything else: a folder that cannot be resumed fails now.
+    progress = TrainingProgress.load(training_args.resume_from_checkpoint) if resumed else TrainingProgress()
     set_seed(training_args.seed)
     output_dir = Path(training_args.output_dir)
     corpus, tokenized, tokenizer, model = load_data_and_model(model_args, data_args, training_args)
@@ -294,17 +355,31 @@ def run_accelerate_training(
         write_run_record(
             output_dir, model_args, data_args, training_args, corpus, accelerator.num_processes, accelerator.device
         )
-    progress = TrainingProgress()
-    accelerator.register_for_checkpointing(progress)
-    if training_args.resume_from_checkpoint:
+    if resumed:
         accelerator.load_state(training_args.resume_from_checkpoint)
         logger.info("resumed from %s at step %d", training_args.resume_from_checkpoint, progress.completed_steps)
+    # Steps before this one are in the logs already (a checkpoint is saved after its step's records), from here on
+    # the run logs them again: drop them from the logs of an earlier run in the same folder.
+    first_step = progress.completed_steps + 1 if resumed else 0
+    if accelerator.is_main_process:
+        remove_partial_checkpoints(output_dir)
+        dropped = truncate_log_history(output_dir / "log_history.jsonl", first_step)
+        if dropped:
+            logger.info("log_history.jsonl: %d records from step %d on dropped (logged again)", dropped, first_step)
+    accelerator.wait_for_everyone()
     metric = load_translation_metric()
-    accelerator.init_trackers("runs", config=_tracker_config(model_args, data_args, training_args))
+    accelerator.init_trackers(
+        "runs",
+        config=_tracker_config(model_args, data_args, training_args),
+        # TensorBoard hides the events of earlier runs from this step on (SummaryWriter's `purge_step`).
+        init_kwargs={"tensorboard": {"purge_step": first_step}},
+    )
     global_batch = training_args.per_device_train_batch_size * accumulation * accelerator.num_processes
     logger.info("%d optimizer steps of %d pairs (%d processes)", max_steps, global_batch, accelerator.num_processes)
 
     def log(record: dict) -> None:
+        if progress.completed_steps < first_step:
+            return  # resumed at the last step: its records were logged before the checkpoint
         accelerator.log(record, step=progress.completed_steps)
         if accelerator.is_main_process:
             with (output_dir / "log_history.jsonl").open("a") as history:

@@ -5,6 +5,7 @@ gloo data parallelism on CPUs), exactly as a user with GPUs would launch it.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,78 @@ def test_validation_batches_come_longest_first():
     dataset = Dataset.from_dict({"input_ids": [[5] * n for n in (2, 7, 4, 7, 1)], "labels": [[6]] * 5})
     batches = list(build_eval_dataloader(dataset, lambda rows: [len(row["input_ids"]) for row in rows], 2))
     assert batches == [[7, 7], [4, 2], [1]]
+
+
+# 1 process, a checkpoint every 3 of 6 steps, every step logged to the JSONL history and TensorBoard.
+RESUMABLE = [*SMALL, "--max_steps", "6", "--save_steps", "3", "--eval_strategy", "no", "--report_to", "tensorboard"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("uninterrupted")
+    run(script("train_accelerate.py", *RESUMABLE, "--output_dir", str(output_dir)))
+    return output_dir
+
+
+def tensorboard_steps(output_dir: Path, tag: str) -> list[int]:
+    """The steps of `tag` as TensorBoard shows them (its purge of events a restarted run logs again included)."""
+    accumulator = EventAccumulator(str(output_dir / "runs"))
+    accumulator.Reload()
+    return [event.step for event in accumulator.Scalars(tag)]
+
+
+class CreatesAFileWhenUnpickled:
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_checkpoints_keep_the_loop_position_as_json_and_a_resume_reads_it(uninterrupted, tmp_path):
+    checkpoint = uninterrupted / "checkpoint-3"
+    assert json.loads((checkpoint / "training_progress.json").read_text()) == {"completed_steps": 3}
+    assert not list(checkpoint.glob("custom_checkpoint_*"))  # no pickled progress
+    run(script("train_accelerate.py", *RESUMABLE, "--output_dir", str(tmp_path), "--resume_from_checkpoint",
+               str(checkpoint)))  # fmt: skip
+    assert [record["step"] for record in history(tmp_path, "loss")] == [4, 5, 6]
+    assert history(tmp_path, "loss") == history(uninterrupted, "loss")[3:]
+    assert_same_weights(uninterrupted, tmp_path, atol=0.0)
+
+
+def test_a_pickle_in_a_checkpoint_is_refused_never_unpickled(uninterrupted, tmp_path):
+    crafted, marker = tmp_path / "checkpoint-3", tmp_path / "code-ran"
+    shutil.copytree(uninterrupted / "checkpoint-3", crafted)
+    torch.save({"completed_steps": CreatesAFileWhenUnpickled(marker)}, crafted / "custom_checkpoint_0.pkl")
+    command = script("train_accelerate.py", *RESUMABLE, "--output_dir", str(tmp_path / "out"),
+                     "--resume_from_checkpoint", str(crafted))  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
+    assert result.returncode != 0
+    assert "custom_checkpoint_0.pkl" in result.stderr and "not loaded" in result.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "out" / "training_run.json").exists()  # refused before the run started
+
+
+@pytest.fixture(scope="module")
+def resumed_in_place(uninterrupted, tmp_path_factory) -> Path:
+    """The uninterrupted run's folder resumed from its own checkpoint-3, as after a run killed after step 6 while a
+    checkpoint-5 was being written (left as `checkpoint-5.partial`)."""
+    output_dir = tmp_path_factory.mktemp("resumed") / "run"
+    shutil.copytree(uninterrupted, output_dir)
+    partial = output_dir / "checkpoint-5.partial"
+    shutil.copytree(output_dir / "checkpoint-3", partial)
+    run(script("train_accelerate.py", *RESUMABLE, "--output_dir", str(output_dir), "--resume_from_checkpoint",
+               str(output_dir / "checkpoint-3")))  # fmt: skip
+    return output_dir
+
+
+def test_a_resume_removes_the_partial_checkpoints_a_killed_run_left(resumed_in_place):
+    assert not list(resumed_in_place.glob("*.partial"))
+    assert sorted(path.name for path in resumed_in_place.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+
+
+def test_a_resume_logs_each_step_once(uninterrupted, resumed_in_place):
+    assert [record["step"] for record in history(resumed_in_place, "loss")] == [1, 2, 3, 4, 5, 6]
+    assert history(resumed_in_place, "loss") == history(uninterrupted, "loss")
+    assert len(list((resumed_in_place / "runs").glob("events.out.tfevents.*"))) == 2  # one file per start
+    assert tensorboard_steps(resumed_in_place, "loss") == [1, 2, 3, 4, 5, 6]
