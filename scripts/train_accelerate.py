@@ -6,8 +6,10 @@
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/train_accelerate.py --config ...
 
 The same presets and arguments as scripts/train.py (ModelArguments, DataArguments in hf_attention/training.py, and
-Seq2SeqTrainingArguments); `--resume_from_checkpoint OUTPUT_DIR/checkpoint-N` continues a run exactly. The loop is
-in hf_attention/training_accelerate.py.
+Seq2SeqTrainingArguments); `--resume_from_checkpoint OUTPUT_DIR/checkpoint-N` continues a run exactly, from a folder
+you trust only: Accelerate reads the optimizer, scheduler and RNG states with `torch.load(weights_only=True)`, and the
+loop's position comes from `training_progress.json` (a folder holding `custom_checkpoint_*.pkl` is refused). Secret
+fields (`--hub_token`) reach no log. The loop is in hf_attention/training_accelerate.py.
 """
 
 import logging
