@@ -210,7 +210,8 @@ def _attention_type_of_weights(loading_info: dict) -> str | None:
     """
     unexpected = [key for key in loading_info["unexpected_keys"] if ".cross_attention." in key]
     missing = [key for key in loading_info["missing_keys"] if ".cross_attention." in key]
-    if not unexpected and not missing:
+    if not unexpected and not missing or len(missing) < len(loading_info["missing_keys"]):
+        # Nothing differs, or more than the attention is missing: not another attention type's checkpoint.
         return None
     if any(key.endswith("score_vector") for key in unexpected):
         return "'bahdanau'"
@@ -340,7 +341,8 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
         edited `config.json`) is refused with a `ValueError` naming both: transformers would only report the other
         type's weights as unexpected, and the model would translate garbage.
         """
-        if "attention_type" in kwargs or isinstance(kwargs.get("config"), PreTrainedConfig):
+        overrides_type = "attention_type" in kwargs or isinstance(kwargs.get("config"), PreTrainedConfig)
+        if overrides_type and pretrained_model_name_or_path is not None:
             hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
             saved = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs).attention_type
             requested = kwargs.get("attention_type", getattr(kwargs.get("config"), "attention_type", saved))
