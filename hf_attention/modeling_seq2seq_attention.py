@@ -249,8 +249,9 @@ class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
             [batch, src_len, hidden_size]; positions past a row's real tokens hold values that no real position
             depends on (the encoder zeroes them).
         """
-        self.forward_rnn.flatten_parameters()
-        self.backward_rnn.flatten_parameters()
+        if not _is_tracing():  # re-packs the weights in place, which an exported graph cannot record
+            self.forward_rnn.flatten_parameters()
+            self.backward_rnn.flatten_parameters()
         inputs = self.dropout(hidden_states)
         forward_output, _ = self.forward_rnn(inputs)
         backward_output, _ = self.backward_rnn(_reverse_real_tokens(inputs, reverse_positions))
@@ -296,7 +297,8 @@ class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
             rnn_state: [batch, num_states, hidden_size], the state after the last position.
             weights: [batch, heads, tgt_len, src_len] or None.
         """
-        self.rnn.flatten_parameters()
+        if not _is_tracing():
+            self.rnn.flatten_parameters()
         # torch wants [num_layers=1, batch, hidden] per state: h for nn.GRU, the pair (h, c) for nn.LSTM.
         torch_state = rnn_state.transpose(0, 1).contiguous()
         if isinstance(self.rnn, nn.LSTM):

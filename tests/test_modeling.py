@@ -610,3 +610,63 @@ def test_cache_prefetch_returns_the_state_to_the_device_it_was_computed_on():
         layer.prefetch()
     assert moved[-3:] == [torch.device("meta")] * 3
     assert layer.rnn_state.device.type == "meta" and layer.keys.device.type == "meta"
+
+
+class DecoderStep(nn.Module):
+    """One cached decoding step with plain tensors in and out, the form an exporter needs."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, decoder_input_ids, encoder_hidden_states, attention_mask, states, keys, values):
+        cache = Seq2SeqAttentionCache(len(states))
+        for layer, state, layer_keys, layer_values in zip(cache.layers, states, keys, values, strict=True):
+            layer.update(layer_keys, layer_values)
+            layer.update_rnn_state(state, 1)
+        logits = self.model(
+            encoder_outputs=(encoder_hidden_states,),
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            past_key_values=cache,
+            use_cache=True,
+        ).logits
+        return logits, tuple(layer.rnn_state for layer in cache.layers)
+
+
+@pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot"])
+def test_torch_export_of_the_encoder_and_of_one_decoder_step(attention_type):
+    """Value checks stay out of traced code, so `torch.export` captures whole graphs that compute what eager does."""
+    model = make_model(attention_type, "lstm")
+    input_ids, attention_mask, labels = batch()
+    encoder = model.get_encoder()
+    with torch.no_grad():
+        exported_encoder = torch.export.export(encoder, (input_ids, attention_mask), {"return_dict": False})
+        encoder_states = encoder(input_ids, attention_mask=attention_mask).last_hidden_state
+        torch.testing.assert_close(
+            exported_encoder.module()(input_ids, attention_mask, return_dict=False)[0], encoder_states
+        )
+        first = model(
+            encoder_outputs=(encoder_states,), attention_mask=attention_mask, decoder_input_ids=labels[:, :1]
+        )[CACHE_OUTPUT_FIELD]
+        layers = first.layers
+        step_inputs = (
+            labels[:, 1:2],
+            encoder_states,
+            attention_mask,
+            tuple(layer.rnn_state for layer in layers),
+            tuple(layer.keys for layer in layers),
+            tuple(layer.values for layer in layers),
+        )
+        exported_step = torch.export.export(DecoderStep(model), step_inputs)
+        expected = model(
+            encoder_outputs=(encoder_states,),
+            attention_mask=attention_mask,
+            decoder_input_ids=labels[:, 1:2],
+            past_key_values=first,
+            use_cache=True,
+        )
+        logits, states = exported_step.module()(*step_inputs)
+    torch.testing.assert_close(logits, expected.logits)
+    for state, layer in zip(states, expected[CACHE_OUTPUT_FIELD].layers, strict=True):
+        torch.testing.assert_close(state, layer.rnn_state)
