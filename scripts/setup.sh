@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# Sets up .venv for this repository on a fresh machine; safe to run again (it only installs what is missing).
-# torch comes first and pinned: on a machine without it, a plain `torch` requirement pulls a multi-GB CUDA build.
-# constraints.txt pins the library versions the tests were run with (pyproject.toml stays permissive for users).
+# Sets up a virtual environment for this repository on a fresh machine; safe to run again (it only installs what is
+# missing). torch comes first and pinned: on a machine without it, a plain `torch` requirement pulls a multi-GB CUDA
+# build.
+#   VENV         the environment's folder (default .venv)
+#   CONSTRAINTS  the pins to install with (default constraints.txt, the versions the tests last passed with); set it
+#                empty to resolve the newest releases pyproject.toml allows, as `pip install .` does for a user
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
+VENV="${VENV:-.venv}"
+CONSTRAINTS="${CONSTRAINTS-constraints.txt}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==${TORCH_VERSION}"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,plots]"
+PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+"${PIP[@]}" "torch==${TORCH_VERSION}"
+if [ -n "$CONSTRAINTS" ]; then
+    "${PIP[@]}" -c "$CONSTRAINTS" -e ".[dev,plots]"
+else
+    # The newest releases of everything but torch, even where an older one is installed already.
+    TORCH_PIN="$(mktemp)"
+    echo "torch==${TORCH_VERSION}" > "$TORCH_PIN"
+    "${PIP[@]}" --upgrade --upgrade-strategy eager -c "$TORCH_PIN" -e ".[dev,plots]"
+    rm -f "$TORCH_PIN"
+fi
 
 # The default corpus: Debian's trans-de-en (the Ding dictionary's sentence pairs, GPL-2+), read where it is installed.
 if [ ! -f /usr/share/trans/de-en ]; then

@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# The test command: set up .venv, lint, run the whole suite offline. Extra arguments go to pytest.
+# The test command: lint, then the whole suite offline twice: in .venv with the pinned versions (constraints.txt),
+# and in .venv-latest with the newest releases pyproject.toml allows (what `pip install .` gives a user today).
+# Extra arguments go to pytest (both passes); LATEST=0 skips the second pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+versions() {
+    "$1/bin/python" -c "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in \
+        ('torch', 'transformers', 'accelerate', 'datasets', 'evaluate', 'huggingface_hub', 'tokenizers')))"
+}
+
+bash scripts/setup.sh
 .venv/bin/ruff check .
+echo "== pinned: $(versions .venv)"
 .venv/bin/python -m pytest -q tests "$@"
+
+if [ "${LATEST:-1}" != 0 ]; then
+    VENV=.venv-latest CONSTRAINTS="" bash scripts/setup.sh
+    echo "== latest: $(versions .venv-latest)"
+    .venv-latest/bin/python -m pytest -q tests "$@"
+fi

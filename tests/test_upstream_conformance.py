@@ -1,8 +1,9 @@
 """transformers' own generic model tests (ModelTesterMixin, GenerationTesterMixin, ConfigTester) run against this
 package's models, for the `"bahdanau"` and `"scaled_dot"` attention types.
 
-The upstream test files are not part of this repository: they are read from `HF_TESTS_DIR` (default
-`../shared/hf_tests` beside the repository, see its README). Without that folder this module is skipped with a message.
+The upstream test files are not part of this repository: they are read from `HF_TESTS_DIR` (default: beside the
+repository, `../shared/hf_tests_<major>.<minor>` matching the installed transformers, else `../shared/hf_tests`; see
+their READMEs). Without that folder this module is skipped with a message.
 
 What is adapted, and why:
 - The mixins decide "base model or seq2seq LM head?" from transformers' static name tables; a plugin model is not in
@@ -24,6 +25,7 @@ from unittest import mock
 
 import pytest
 import torch
+import transformers
 
 import hf_attention
 from hf_attention import (
@@ -34,7 +36,16 @@ from hf_attention import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HF_TESTS_DIR = Path(os.environ.get("HF_TESTS_DIR", REPO_ROOT.parent / "shared" / "hf_tests")).resolve()
+
+def _default_upstream_dir() -> Path:
+    """`../shared/hf_tests_<major>.<minor>` for the installed transformers if it exists, else `../shared/hf_tests`."""
+    shared = REPO_ROOT.parent / "shared"
+    major_minor = ".".join(transformers.__version__.split(".")[:2])
+    versioned = shared / f"hf_tests_{major_minor}"
+    return versioned if versioned.is_dir() else shared / "hf_tests"
+
+
+HF_TESTS_DIR = Path(os.environ.get("HF_TESTS_DIR", _default_upstream_dir())).resolve()
 if not (HF_TESTS_DIR / "tests" / "test_modeling_common.py").is_file():
     pytest.skip(
         f"transformers' upstream test suite not found at {HF_TESTS_DIR} (set HF_TESTS_DIR to the folder that contains "
