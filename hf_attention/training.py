@@ -6,12 +6,15 @@ best checkpoint, translate the test split, and leave a Hub-ready folder: config 
 code files, tokenizer, generation config, metrics JSON, test translations and attention heatmaps.
 """
 
+import contextlib
+import copy
 import dataclasses
 import importlib.util
 import json
 import logging
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+import transformers.trainer
 from torch.utils.data import Sampler
 from transformers import (
     AutoConfig,
@@ -27,15 +31,17 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForSeq2Seq,
     EarlyStoppingCallback,
+    GenerationConfig,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     set_seed,
 )
 from transformers.trainer_pt_utils import get_length_grouped_indices
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .data import load_translation_corpus, tokenize_translations
-from .hub import build_model_card
+from .hub import UPLOAD_PATTERNS, build_model_card
 from .metrics import load_translation_metric
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
 from .tokenization import corpus_texts, train_tokenizer
@@ -140,9 +146,98 @@ def pair_lengths(dataset) -> list[int]:
     ]
 
 
+# Never uploaded by the Trainer's pushes: `training_args.bin` pickles the arguments, Hub token included; optimizer,
+# scheduler, scaler and RNG states are for resuming on this machine. The weights are safetensors.
+PICKLE_PATTERNS = ["*.bin", "*.pkl", "*.pickle", "*.pt", "*.pth"]
+# What a push of the output folder may send: what `hf_attention.hub` shares, and the model card.
+TRAINER_UPLOAD_PATTERNS = [*UPLOAD_PATTERNS, "README.md"]
+
+
+class _ShareableUploads:
+    """The Trainer's `HfApi`, whose `upload_folder` sends only the shareable files of a folder (no pickle)."""
+
+    def __init__(self, api):
+        self._api = api
+
+    def __getattr__(self, name):
+        return getattr(self._api, name)
+
+    def upload_folder(self, *, allow_patterns=None, ignore_patterns=None, **kwargs):
+        if isinstance(ignore_patterns, str):
+            ignore_patterns = [ignore_patterns]
+        return self._api.upload_folder(
+            allow_patterns=allow_patterns or TRAINER_UPLOAD_PATTERNS,
+            ignore_patterns=[*(ignore_patterns or []), *PICKLE_PATTERNS],
+            **kwargs,
+        )
+
+
+@contextlib.contextmanager
+def _shareable_trainer_uploads():
+    """Within: the uploads `Trainer.push_to_hub` / `_push_from_checkpoint` make go through `_ShareableUploads`.
+
+    Both call `transformers.trainer.hf_api()` with fixed `ignore_patterns` and no other hook; this swaps that
+    function for the duration of the call.
+    """
+    shared_api = transformers.trainer.hf_api
+    transformers.trainer.hf_api = lambda: _ShareableUploads(shared_api())
+    try:
+        yield
+    finally:
+        transformers.trainer.hf_api = shared_api
+
+
+def check_hub_strategy(training_args: Seq2SeqTrainingArguments) -> None:
+    """Refuse the hub strategies that upload whole checkpoint folders: to be resumable they must carry their
+    pickles, and `training_args.bin` holds the Hub token."""
+    strategy = HubStrategy(training_args.hub_strategy)
+    if training_args.push_to_hub and strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
+        raise ValueError(
+            f"--hub_strategy {strategy.value!r} uploads resumable checkpoints, whose pickles hold the Hub token; "
+            f"use {HubStrategy.EVERY_SAVE.value!r} or {HubStrategy.END.value!r}"
+        )
+
+
 class TranslationTrainer(Seq2SeqTrainer):
-    """`Seq2SeqTrainer` whose `group_by_length` training batches come in random order (see the sampler), and whose
-    `push_to_hub` uploads this package's model card."""
+    """`Seq2SeqTrainer` whose `group_by_length` training batches come in random order (see the sampler), whose
+    pushes upload this package's model card and never a pickle, and whose evaluation leaves the model's generation
+    config as it was."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        check_hub_strategy(self.args)
+
+    def push_to_hub(self, *args, **kwargs):
+        with _shareable_trainer_uploads():
+            return super().push_to_hub(*args, **kwargs)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        with _shareable_trainer_uploads():
+            super()._push_from_checkpoint(checkpoint_folder)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        # Seq2SeqTrainer writes generate's global defaults (max_length=20, ...) into the model's generation config,
+        # which every later checkpoint would then save: keep the config that was set.
+        generation_config = copy.deepcopy(self.model.generation_config)
+        try:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        finally:
+            generation_config._from_model_config = self.model.generation_config._from_model_config
+            self.model.generation_config = generation_config
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **self._length_limit(gen_kwargs))
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", **gen_kwargs):
+        return super().predict(test_dataset, ignore_keys, metric_key_prefix, **self._length_limit(gen_kwargs))
+
+    def _length_limit(self, gen_kwargs: dict) -> dict:
+        """`gen_kwargs` bounded by the generation config's `max_new_tokens` unless they bound it themselves: else the
+        Trainer adds `generation_max_length` as `max_length`, and generate warns that both are set."""
+        limit = self.model.generation_config.max_new_tokens
+        if limit is None or gen_kwargs.get("max_length") is not None or gen_kwargs.get("max_new_tokens") is not None:
+            return gen_kwargs
+        return {**gen_kwargs, "max_new_tokens": limit}
 
     def create_model_card(self, **kwargs) -> None:
         """Write `README.md`: `hf_attention.hub.build_model_card` from the output folder's files (called by
@@ -188,21 +283,63 @@ def build_model(model_args: ModelArguments, tokenizer) -> Seq2SeqAttentionForCon
     return Seq2SeqAttentionForConditionalGeneration(config)
 
 
-def build_compute_metrics(tokenizer, metric):
+def generated_lengths(
+    token_ids,
+    pad_token_id: int | None,
+    decoder_start_token_id: int | None,
+    eos_token_id: int | list[int] | None = None,
+) -> np.ndarray:
+    """The length in tokens of each generated sequence: its tokens up to and including the first EOS, without the
+    leading decoder start token and without padding (`pad_token_id`, or any negative id such as the Trainer's -100).
+
+    Args:
+        token_ids: `[batch, length]` ids as `generate` returns them (numpy array, torch tensor or nested lists).
+        pad_token_id: the padding id (`None`: negative ids only).
+        decoder_start_token_id: the decoder's first input, not counted when it leads a sequence (`None`: none).
+        eos_token_id: the end-of-sequence id or ids; what follows the first one is not counted (`None`: count every
+            non-padding token).
+
+    Returns:
+        `[batch]` integer lengths.
+    """
+    if isinstance(token_ids, torch.Tensor):
+        token_ids = token_ids.detach().cpu().numpy()
+    ids = np.asarray(token_ids)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"token_ids: expected [batch, length] integer ids, got shape {ids.shape} of {ids.dtype}")
+    counted = ids >= 0
+    if pad_token_id is not None:
+        counted &= ids != pad_token_id
+    if eos_token_id is not None:
+        is_eos = np.isin(ids, eos_token_id)
+        # The first EOS counts even where it is also the padding id; everything after it is padding.
+        counted = (counted | is_eos) & (np.cumsum(is_eos, axis=1) - is_eos == 0)
+    if decoder_start_token_id is not None and ids.shape[1] > 0:
+        counted[:, 0] &= ids[:, 0] != decoder_start_token_id
+    return counted.sum(axis=1)
+
+
+def build_compute_metrics(tokenizer, metric, decoder_start_token_id: int | None = None):
     """`compute_metrics` for `Seq2SeqTrainer(predict_with_generate=True)`: sacreBLEU BLEU and chrF of the decoded
-    generations against the decoded labels (-100, the ignored label, becomes padding before decoding)."""
+    generations against the decoded labels (-100, the ignored label, becomes padding before decoding), and `gen_len`,
+    the mean of `generated_lengths` (the decoder start token defaults to the tokenizer's BOS, as `build_model` sets
+    it)."""
+    if decoder_start_token_id is None:
+        decoder_start_token_id = tokenizer.bos_token_id
 
     def compute_metrics(eval_prediction) -> dict[str, float]:
         predictions, labels = eval_prediction.predictions, eval_prediction.label_ids
         if isinstance(predictions, tuple):
             predictions = predictions[0]
+        lengths = generated_lengths(
+            predictions, tokenizer.pad_token_id, decoder_start_token_id, tokenizer.eos_token_id
+        )
         # The Trainer pads generations of different lengths across batches with -100 as well.
         predictions = np.where(predictions < 0, tokenizer.pad_token_id, predictions)
         labels = np.where(labels < 0, tokenizer.pad_token_id, labels)
         hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
         references = tokenizer.batch_decode(labels, skip_special_tokens=True)
         scores = metric.compute(predictions=hypotheses, references=[[reference] for reference in references])
-        lengths = (predictions != tokenizer.pad_token_id).sum(axis=1)
         return {"bleu": scores["bleu"], "chrf": scores["chrf"], "gen_len": float(lengths.mean())}
 
     return compute_metrics
@@ -248,12 +385,33 @@ def load_corpus(data_args: DataArguments):
     )
 
 
+def set_generation_defaults(generation_config: GenerationConfig, training_args, data_args: DataArguments) -> None:
+    """What the saved checkpoints generate with by default: `generation_num_beams` beams (else the config's, else
+    greedy), and at most `max_target_length` new tokens, the longest target trained on (`generation_max_length`, a
+    length with the decoder start token, when given).
+
+    The limit is `max_new_tokens`, with `max_length` unset: a `generate(max_new_tokens=...)` call then overrides it
+    without a warning that both are set.
+    """
+    generation_config.num_beams = training_args.generation_num_beams or generation_config.num_beams or 1
+    if training_args.generation_max_length is not None:
+        generation_config.max_new_tokens = training_args.generation_max_length - 1
+    else:
+        generation_config.max_new_tokens = data_args.max_target_length
+    generation_config.max_length = None
+
+
 def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> tuple:
     """The corpus (text splits), its tokenized form, the tokenizer and the model, as both training scripts use them.
 
     Returns `(corpus, tokenized, tokenizer, model)`: `corpus` holds `{"translation": {src, tgt}}` rows per split,
     `tokenized` the `input_ids` / `attention_mask` / `labels` of each split within the length limits.
     """
+    if training_args.generation_max_length is not None and training_args.generation_max_length < 2:
+        raise ValueError(
+            f"--generation_max_length {training_args.generation_max_length}: the length counts the decoder start "
+            "token, so it must be at least 2"
+        )
     corpus = load_corpus(data_args)
     if data_args.max_train_samples is not None:
         corpus["train"] = corpus["train"].select(range(min(data_args.max_train_samples, len(corpus["train"]))))
@@ -264,8 +422,7 @@ def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, tr
     logger.info("corpus %s: %s", data_args.corpus, {name: len(split) for name, split in corpus.items()})
 
     tokenizer, model = _load_tokenizer_and_model(model_args, training_args, corpus["train"], data_args)
-    model.generation_config.num_beams = training_args.generation_num_beams or model.generation_config.num_beams
-    model.generation_config.max_length = training_args.generation_max_length or data_args.max_target_length + 1
+    set_generation_defaults(model.generation_config, training_args, data_args)
     tokenized = tokenize_translations(
         corpus,
         tokenizer,
@@ -285,28 +442,132 @@ def hardware_description(device: torch.device) -> str:
     return f"CPU ({processor}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
+# Argument names whose values are credentials (`TrainingArguments.to_dict` masks those ending in `_token` only).
+_SECRET_NAME = re.compile(r"(^|_)(token|secret|password|api_key)$", re.IGNORECASE)
+
+
+def _mask_secrets(value, name: str = ""):
+    """`value` with every entry of a secret-looking name, at any depth, replaced by `<NAME>`."""
+    if name and _SECRET_NAME.search(name) and value is not None and not isinstance(value, dict | list):
+        return f"<{name.upper()}>"
+    if isinstance(value, dict):
+        return {key: _mask_secrets(item, str(key)) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_secrets(item) for item in value]
+    return value
+
+
 def write_run_record(output_dir, model_args, data_args, training_args, corpus, world_size: int, device) -> Path:
-    """`training_run.json`: the arguments, split sizes and hardware of a run, from which the model card is written."""
+    """`training_run.json`: the arguments, split sizes and hardware of a run, from which the model card is written.
+
+    No credential is written: tokens (`hub_token`, any `token` / `*_token` / `*secret` entry, nested ones too) come
+    out masked as `<NAME>`.
+    """
+    training_arguments = training_args.to_dict()
+    for name, value in training_arguments.items():
+        if isinstance(value, str) and value.lstrip().startswith("{"):
+            # Dict-valued arguments given on the command line stay JSON strings until the Trainer reads them.
+            with contextlib.suppress(json.JSONDecodeError):
+                training_arguments[name] = json.loads(value)
     record = {
         "script": Path(sys.argv[0]).name,
         "splits": {name: len(split) for name, split in corpus.items()},
         "model_arguments": dataclasses.asdict(model_args),
         "data_arguments": dataclasses.asdict(data_args),
-        "training_arguments": training_args.to_dict(),  # hub tokens come out masked
+        "training_arguments": training_arguments,
         "world_size": world_size,
         "hardware": f"{world_size} x {hardware_description(torch.device(device))}",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
     path = Path(output_dir) / "training_run.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, default=str))
+    path.write_text(json.dumps(_mask_secrets(record), indent=2, default=str))
     return path
+
+
+# Written last by `Trainer._save_checkpoint` (after weights, optimizer and RNG states): its presence marks a
+# checkpoint whose save finished.
+_CHECKPOINT_FILES = ("config.json", "model.safetensors", "trainer_state.json")
+_CHECKPOINT_NAME = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+def _missing_checkpoint_files(folder: Path) -> list[str]:
+    """What `folder` lacks to be resumed from: the files a finished Trainer save writes (sharded weights count)."""
+    missing = []
+    for name in _CHECKPOINT_FILES:
+        path = folder / name
+        if name == "model.safetensors" and not path.is_file():
+            path = folder / "model.safetensors.index.json"
+        if not path.is_file():
+            missing.append(name)
+        elif name == "trainer_state.json":
+            try:
+                json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                missing.append("trainer_state.json (not valid JSON: written only in part)")
+    return missing
+
+
+def _checkpoints_newest_first(run_dir: Path) -> list[Path]:
+    folders = [path for path in run_dir.iterdir() if path.is_dir() and _CHECKPOINT_NAME.match(path.name)]
+    return sorted(folders, key=lambda path: int(_CHECKPOINT_NAME.match(path.name).group(1)), reverse=True)
+
+
+def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str | Path) -> str | None:
+    """The Trainer checkpoint folder that `--resume_from_checkpoint` names, checked complete.
+
+    `True` (or "true") means the newest complete checkpoint of `output_dir`, a run folder (one holding `checkpoint-N`
+    folders) its newest complete one: a run killed while saving leaves a newer, half-written folder, which is skipped
+    with a warning. A checkpoint folder given explicitly must be complete. `None`, `False`, "" or "false": no resume.
+
+    Raises:
+        ValueError: naming the folder and the files it lacks (and the complete checkpoints beside it), or saying that
+            a run folder holds no complete checkpoint.
+    """
+    if isinstance(resume_from_checkpoint, str) and resume_from_checkpoint.lower() in ("", "false"):
+        resume_from_checkpoint = False
+    if not resume_from_checkpoint:
+        return None
+    if resume_from_checkpoint is True or str(resume_from_checkpoint).lower() == "true":
+        folder = Path(output_dir)
+    else:
+        folder = Path(resume_from_checkpoint)
+    if not folder.is_dir():
+        raise ValueError(f"--resume_from_checkpoint {folder}: no such folder")
+    candidates = [folder] if _CHECKPOINT_NAME.match(folder.name) else _checkpoints_newest_first(folder)
+    if not candidates and (folder / "trainer_state.json").exists():
+        candidates = [folder]  # a checkpoint folder renamed by hand
+    if candidates == [folder]:
+        missing = _missing_checkpoint_files(folder)
+        if missing:
+            siblings = _checkpoints_newest_first(folder.parent) if _CHECKPOINT_NAME.match(folder.name) else []
+            complete = [path.name for path in siblings if path != folder and not _missing_checkpoint_files(path)]
+            hint = f"; complete checkpoints beside it: {', '.join(complete)}" if complete else ""
+            raise ValueError(
+                f"--resume_from_checkpoint {folder} is an incomplete checkpoint (its save was interrupted); "
+                f"missing: {', '.join(missing)}{hint}"
+            )
+        return str(folder)
+    incomplete = []
+    for checkpoint in candidates:
+        missing = _missing_checkpoint_files(checkpoint)
+        if not missing:
+            for name, lacks in incomplete:
+                logger.warning("resume: skipping %s, an incomplete checkpoint (missing: %s)", name, lacks)
+            return str(checkpoint)
+        incomplete.append((checkpoint.name, ", ".join(missing)))
+    found = "; ".join(f"{name} lacks {lacks}" for name, lacks in incomplete) or f"no {PREFIX_CHECKPOINT_DIR}-N folder"
+    raise ValueError(f"--resume_from_checkpoint: no complete checkpoint in {folder} ({found})")
 
 
 def run_training(
     model_args: ModelArguments, data_args: DataArguments, training_args: Seq2SeqTrainingArguments
 ) -> dict[str, float]:
     """Train, evaluate on the test split, save everything to `training_args.output_dir`; returns the test metrics."""
+    check_hub_strategy(training_args)
+    training_args.resume_from_checkpoint = resolve_resume_checkpoint(
+        training_args.resume_from_checkpoint, training_args.output_dir
+    )
     set_seed(training_args.seed)
     _check_report_to(training_args)
     corpus, tokenized, tokenizer, model = load_data_and_model(model_args, data_args, training_args)
@@ -321,7 +582,9 @@ def run_training(
         eval_dataset=tokenized["validation"],
         processing_class=tokenizer,
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-        compute_metrics=build_compute_metrics(tokenizer, load_translation_metric()),
+        compute_metrics=build_compute_metrics(
+            tokenizer, load_translation_metric(), decoder_start_token_id=model.config.decoder_start_token_id
+        ),
         callbacks=callbacks,
     )
     if trainer.is_world_process_zero():
@@ -379,7 +642,8 @@ def evaluate_test_split(
         "test_bleu_signature": scores["bleu_signature"],
         "test_chrf_signature": scores["chrf_signature"],
         "test_samples": len(hypotheses),
-        "test_num_beams": model.generation_config.num_beams,
+        # The beams `generate` used: the config's, else its default (greedy).
+        "test_num_beams": model.generation_config.num_beams or 1,
         "test_runtime": round(runtime, 2),
     }
     with (output_dir / "test_results.json").open("w") as file:
@@ -399,4 +663,14 @@ def evaluate_test_split(
     return metrics
 
 
-__all__ = ["DataArguments", "ModelArguments", "build_compute_metrics", "build_model", "run_training"]
+__all__ = [
+    "DataArguments",
+    "ModelArguments",
+    "build_compute_metrics",
+    "build_model",
+    "generated_lengths",
+    "resolve_resume_checkpoint",
+    "run_training",
+    "set_generation_defaults",
+    "write_run_record",
+]

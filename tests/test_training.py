@@ -1,8 +1,11 @@
 """scripts/train.py end to end: the Trainer job writes a complete checkpoint, resumes, and really learns."""
 
 import json
+import logging
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -98,6 +101,76 @@ def test_resume_from_checkpoint_continues_the_same_run(tiny_run, tmp_path):
     actual = load_file(resumed / "model.safetensors")
     for name, tensor in expected.items():
         torch.testing.assert_close(actual[name], tensor, msg=name)
+
+
+@pytest.fixture(scope="module")
+def fp32_run(tmp_path_factory) -> Path:
+    """The tiny run in fp32: bf16 autocast needs a CPU whose oneDNN runs bf16 LSTMs (avx512_bf16)."""
+    output_dir = tmp_path_factory.mktemp("tiny_fp32")
+    run_train(*TINY, "--output_dir", str(output_dir))
+    return output_dir
+
+
+def test_resume_picks_the_newest_complete_checkpoint(fp32_run, tmp_path):
+    """A run killed while saving checkpoint-6 left its config and code only: resuming the run folder starts from
+    checkpoint-3 and ends where the uninterrupted run did."""
+    resumed = tmp_path / "resumed"
+    shutil.copytree(fp32_run / "checkpoint-3", resumed / "checkpoint-3")
+    (resumed / "checkpoint-6").mkdir()
+    for name in ("config.json", "configuration_seq2seq_attention.py", "modeling_seq2seq_attention.py"):
+        shutil.copy(fp32_run / "checkpoint-6" / name, resumed / "checkpoint-6" / name)
+    arguments = [*TINY, "--load_best_model_at_end", "false", "--output_dir", str(resumed)]
+    run_train(*arguments, "--resume_from_checkpoint", "true")
+    state = json.loads((resumed / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert min(entry["step"] for entry in state["log_history"] if "loss" in entry or "eval_bleu" in entry) >= 3
+    expected = load_file(fp32_run / "checkpoint-6" / "model.safetensors")
+    actual = load_file(resumed / "model.safetensors")
+    for name, tensor in expected.items():
+        torch.testing.assert_close(actual[name], tensor, msg=name)
+
+
+def test_saved_generation_config_limits_new_tokens(fp32_run):
+    """The checkpoints keep their beam search, and bound generation by `max_new_tokens`, not `max_length`: a call
+    with its own `max_new_tokens` then runs without a warning about both being set."""
+    for folder in (fp32_run, fp32_run / "checkpoint-3"):
+        saved = json.loads((folder / "generation_config.json").read_text())
+        assert "max_length" not in saved, folder
+        assert (saved["max_new_tokens"], saved["num_beams"]) == (64, 2), folder  # max_target_length, the preset
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(fp32_run)
+    tokenizer = AutoTokenizer.from_pretrained(fp32_run)
+    inputs = tokenizer(["a b c d e f g h", "q w e"], return_tensors="pt", padding=True)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    transformers_logger = logging.getLogger("transformers")
+    transformers_logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            generated = model.generate(**inputs, max_new_tokens=3)
+    finally:
+        transformers_logger.removeHandler(handler)
+    messages = [str(warning.message) for warning in caught] + [record.getMessage() for record in records]
+    assert not [message for message in messages if "max_length" in message or "max_new_tokens" in message]
+    assert generated.shape[1] <= 1 + 3  # the decoder start and at most 3 new tokens
+
+
+def test_run_without_generation_num_beams_scores_with_the_generation_config(tmp_path):
+    """No `generation_num_beams` anywhere: the run ends, and scores and saves the generation config's beams."""
+    preset = tmp_path / "preset.yaml"
+    lines = (REPO_ROOT / "configs" / "reversal.yaml").read_text().splitlines()
+    preset.write_text("\n".join(line for line in lines if not line.startswith("generation_num_beams")) + "\n")
+    beams = TINY.index("--generation_num_beams")
+    arguments = [*TINY[:beams], *TINY[beams + 2 :]]
+    arguments[arguments.index("--config") + 1] = str(preset)
+    no_evaluation = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+    run_train(*arguments, *no_evaluation, "--plot_examples", "0", "--output_dir", str(tmp_path / "out"))
+    results = json.loads((tmp_path / "out" / "test_results.json").read_text())
+    saved = json.loads((tmp_path / "out" / "generation_config.json").read_text())
+    assert isinstance(results["test_num_beams"], int)
+    assert results["test_num_beams"] == saved["num_beams"] == 1  # generate's default: greedy
 
 
 def test_fine_tuning_starts_from_the_given_checkpoint(tiny_run, tmp_path):
