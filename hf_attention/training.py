@@ -485,8 +485,7 @@ def write_run_record(output_dir, model_args, data_args, training_args, corpus, w
     return path
 
 
-# Written last by `Trainer._save_checkpoint` (after weights, optimizer and RNG states): its presence marks a
-# checkpoint whose save finished.
+# A finished Trainer save: `_save_checkpoint` writes `trainer_state.json` last, after weights, optimizer, RNG states.
 _CHECKPOINT_FILES = ("config.json", "model.safetensors", "trainer_state.json")
 _CHECKPOINT_NAME = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
@@ -534,13 +533,10 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_
         folder = Path(resume_from_checkpoint)
     if not folder.is_dir():
         raise ValueError(f"--resume_from_checkpoint {folder}: no such folder")
-    candidates = [folder] if _CHECKPOINT_NAME.match(folder.name) else _checkpoints_newest_first(folder)
-    if not candidates and (folder / "trainer_state.json").exists():
-        candidates = [folder]  # a checkpoint folder renamed by hand
-    if candidates == [folder]:
+    if _CHECKPOINT_NAME.match(folder.name):
         missing = _missing_checkpoint_files(folder)
         if missing:
-            siblings = _checkpoints_newest_first(folder.parent) if _CHECKPOINT_NAME.match(folder.name) else []
+            siblings = _checkpoints_newest_first(folder.parent)
             complete = [path.name for path in siblings if path != folder and not _missing_checkpoint_files(path)]
             hint = f"; complete checkpoints beside it: {', '.join(complete)}" if complete else ""
             raise ValueError(
@@ -549,7 +545,7 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_
             )
         return str(folder)
     incomplete = []
-    for checkpoint in candidates:
+    for checkpoint in _checkpoints_newest_first(folder):
         missing = _missing_checkpoint_files(checkpoint)
         if not missing:
             for name, lacks in incomplete:

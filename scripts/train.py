@@ -2,9 +2,13 @@
 
     python scripts/train.py --config configs/demo.yaml [--attention_type scaled_dot] [--max_steps 500] [...]
     python scripts/train.py --config configs/demo.yaml --init_from outputs/demo --output_dir outputs/finetuned
+    python scripts/train.py --config configs/demo.yaml --resume_from_checkpoint true  # newest complete checkpoint-N
 
 Any field of ModelArguments, DataArguments (hf_attention/training.py) or Seq2SeqTrainingArguments can be set in the
 YAML file or on the command line; the command line wins. The output folder is a complete checkpoint (see README).
+`--resume_from_checkpoint` takes a checkpoint folder, a run folder or `true` (the output folder): a folder holding
+checkpoints resumes from the newest complete one, skipping one whose save was interrupted. `--push_to_hub` uploads
+the output folder's shareable files, never a pickle (`training_args.bin` holds the Hub token).
 """
 
 import logging
