@@ -92,7 +92,8 @@ _CHECK_VALUES = contextvars.ContextVar("seq2seq_attention_check_values", default
 
 
 def _is_tracing() -> bool:
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch < 2.7 has no is_exporting
+    return torch.compiler.is_compiling() or is_exporting()
 
 
 def _checks_apply() -> bool:
@@ -135,11 +136,12 @@ def _check_decoder_mask(decoder_attention_mask: torch.Tensor, batch_size: int, n
     Args:
         decoder_attention_mask: [batch, num_new] or [batch, num_past + num_new] (as `generate` grows it).
     """
-    allowed = {(batch_size, num_new), (batch_size, num_past + num_new)}
-    if tuple(decoder_attention_mask.shape) not in allowed:
+    shape = tuple(decoder_attention_mask.shape)
+    allowed = [(batch_size, num_new)] + ([(batch_size, num_past + num_new)] if num_past else [])
+    if shape not in allowed:
         raise ValueError(
-            f"decoder_attention_mask has shape {tuple(decoder_attention_mask.shape)}; expected "
-            f"{' or '.join(str(shape) for shape in sorted(allowed))} (batch, decoder positions)."
+            f"decoder_attention_mask has shape {shape}; expected {' or '.join(map(str, allowed))} "
+            "(batch, decoder positions)."
         )
     if not _checks_apply():
         return
