@@ -10,7 +10,8 @@ Sources, all behind `load_translation_corpus(corpus=...)`:
 - anything else is taken as a Hugging Face Hub dataset id with a `translation` column.
 
 `tokenize_translations` turns a corpus into model inputs with batched `Dataset.map`; its cache fingerprint includes
-the tokenizer's full state, so a retrained tokenizer never reuses stale token ids.
+the tokenizer's full state, the direction, the length limits and the split, so no run reuses token ids that another
+setting produced.
 """
 
 import os
@@ -19,7 +20,10 @@ import re
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
+from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 
 DING_PATH = Path("/usr/share/trans/de-en")
@@ -181,6 +185,63 @@ def _to_translation_column(dataset: Dataset, src_lang: str, tgt_lang: str, origi
     )
 
 
+def _line_number(path: Path, row: int) -> int:
+    """The line of `path` holding data row `row` (0-based): loaders skip blank lines and a CSV header."""
+    rows_to_skip = row + (1 if path.suffix in (".csv", ".tsv") else 0)
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                if rows_to_skip == 0:
+                    return number
+                rows_to_skip -= 1
+    raise IndexError(f"{path} has no data row {row}")
+
+
+def _check_texts(dataset: Dataset, src_lang: str, tgt_lang: str, origin: str, path: Path | None = None) -> None:
+    """Raise a ValueError naming the first row (its line in `path`, when it comes from a file) without a string
+    on either side; None would otherwise reach the tokenizer deep inside `Dataset.map`."""
+    feature = dataset.features["translation"]
+    if isinstance(feature, datasets.Translation):
+        keys = list(feature.languages)
+    elif isinstance(feature, dict):
+        keys = list(feature)
+    else:
+        return
+    column = dataset.with_format("arrow")["translation"]
+    first_missing = {}
+    for lang in (src_lang, tgt_lang):
+        if lang not in keys:
+            raise ValueError(
+                f"{origin}: no {lang!r} text in any row; the 'translation' rows have the keys {keys}, expected "
+                f"{src_lang!r} and {tgt_lang!r}"
+            )
+        texts = pc.struct_field(column, lang)
+        if texts.null_count:
+            first_missing[lang] = pc.index(pc.is_null(texts), True).as_py()
+        elif not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+            raise ValueError(f"{origin}: the {lang!r} texts are {texts.type}, expected strings")
+    if first_missing:
+        lang, row = min(first_missing.items(), key=lambda item: item[1])
+        where = f"line {_line_number(path, row)}" if path is not None and path.suffix != ".json" else f"row {row + 1}"
+        raise ValueError(
+            f"{origin}: {where}: no {lang!r} text; expected a string for both {src_lang!r} and {tgt_lang!r} in every "
+            'row, as {"translation": {...}} or as top-level keys'
+        )
+
+
+def _check_utf8(path: Path) -> None:
+    """Raise a ValueError naming the first line of `path` that is not UTF-8."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{path}: line {number} is not UTF-8 text (byte 0x{line[error.start]:02x} at column "
+                    f"{error.start + 1}: {error.reason}); corpus files must be UTF-8"
+                ) from None
+
+
 def _split_dataset(dataset: Dataset, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
     """A source with one split of `translation` rows, split like the default corpus."""
     pairs = [(row[src_lang], row[tgt_lang]) for row in dataset["translation"]]
@@ -206,10 +267,25 @@ def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, 
         data_files = {"train": str(path)}
     builder = LOCAL_FORMATS[suffix]
     options = {"delimiter": "\t"} if suffix == ".tsv" else {}
-    loaded = datasets.load_dataset(builder, data_files=data_files, **options)
+    try:
+        loaded = datasets.load_dataset(builder, data_files=data_files, **options)
+    except (UnicodeDecodeError, DatasetGenerationError):
+        # The loaders' own error names neither the file nor the line.
+        for file in data_files.values():
+            _check_utf8(Path(file))
+        raise
+    for name, split in loaded.items():
+        try:
+            # The JSON reader keeps invalid UTF-8 in its string columns; it would fail later, in a `map`.
+            split.with_format("arrow")[:].validate(full=True)
+        except pa.ArrowInvalid:
+            _check_utf8(Path(data_files[name]))
+            raise
     loaded = DatasetDict(
         {name: _to_translation_column(split, src_lang, tgt_lang, str(path)) for name, split in loaded.items()}
     )
+    for name, split in loaded.items():
+        _check_texts(split, src_lang, tgt_lang, data_files[name], Path(data_files[name]))
     if path.is_dir():
         return loaded
     return _split_dataset(loaded["train"], src_lang, tgt_lang, validation_size, test_size, seed)
@@ -229,6 +305,8 @@ def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: in
     )
     if "train" not in loaded:
         raise ValueError(f"{dataset_id}: no train split, found {list(loaded)}")
+    for name, split in loaded.items():
+        _check_texts(split, src_lang, tgt_lang, f"{dataset_id} ({name} split)")
     if "validation" not in loaded or "test" not in loaded:
         return _split_dataset(loaded["train"], src_lang, tgt_lang, validation_size, test_size, seed)
     return DatasetDict({split: loaded[split] for split in SPLITS})
@@ -291,7 +369,16 @@ def tokenize_translations(
     validation and test sources are truncated instead, so that every held-out sentence is scored, and their labels
     are kept whole (they are the references).
     """
-    tokenizer_state = Hasher.hash(tokenizer.backend_tokenizer.to_str())
+    # Everything the ids depend on: a cached split built under other settings (e.g. the other direction) is not reused.
+    settings = {
+        "tokenizer_class": type(tokenizer).__qualname__,
+        "tokenizer": tokenizer.backend_tokenizer.to_str(),
+        "special_tokens": tokenizer.special_tokens_map,
+        "src_lang": src_lang,
+        "tgt_lang": tgt_lang,
+        "max_source_length": max_source_length,
+        "max_target_length": max_target_length,
+    }
 
     def encode(batch, truncate: bool):
         sources = [pair[src_lang] for pair in batch["translation"]]
@@ -303,7 +390,7 @@ def tokenize_translations(
     encoded = {}
     for name, split in corpus.items():
         truncate = name != "train"
-        fingerprint = Hasher.hash((split._fingerprint, tokenizer_state, max_source_length, max_target_length, name))
+        fingerprint = Hasher.hash((split._fingerprint, settings, name, truncate))
         split = split.map(
             encode,
             batched=True,

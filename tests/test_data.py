@@ -1,9 +1,11 @@
 import json
+import re
 
 import pytest
 from transformers import AutoTokenizer
 
 from hf_attention.data import (
+    SPLITS,
     load_translation_corpus,
     number_pairs,
     parse_ding_line,
@@ -13,6 +15,7 @@ from hf_attention.data import (
     tokenize_translations,
 )
 from hf_attention.tokenization import train_tokenizer
+from hf_attention.training import DataArguments, load_corpus
 
 # Hand-written lines in the trans-de-en format (not taken from the corpus).
 DING_LINES = [
@@ -142,3 +145,105 @@ def test_tokenizer_round_trip_and_reload(tmp_path):
     )
     with pytest.raises(ValueError, match="vocab_size=4"):
         train_tokenizer(texts, vocab_size=4)
+
+
+def write_folder_corpus(folder, rows_per_split=6):
+    """A train/validation/test folder of `{"translation": {"de": ..., "en": ...}}` JSON lines."""
+    folder.mkdir()
+    for split in SPLITS:
+        lines = [
+            json.dumps({"translation": {"de": f"das Haus {split} {i} .", "en": f"the house {split} {i} ."}})
+            for i in range(rows_per_split)
+        ]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_tokenized_folder_corpus_follows_the_direction(tmp_path):
+    folder = write_folder_corpus(tmp_path / "corpus")
+    texts = [f"das Haus {i} . the house {i} ." for i in range(6)] * 5
+    tokenizer = train_tokenizer(texts, vocab_size=60, model_max_length=32)
+    tokenized = {}
+    for src_lang, tgt_lang in (("de", "en"), ("en", "de")):
+        data_args = DataArguments(corpus=str(folder), src_lang=src_lang, tgt_lang=tgt_lang)
+        tokenized[src_lang] = tokenize_translations(load_corpus(data_args), tokenizer, src_lang, tgt_lang, 32, 32)
+    german, english = tokenizer("das Haus train 0 .")["input_ids"], tokenizer("the house train 0 .")["input_ids"]
+    assert german != english
+    assert (tokenized["de"]["train"][0]["input_ids"], tokenized["de"]["train"][0]["labels"]) == (german, english)
+    assert (tokenized["en"]["train"][0]["input_ids"], tokenized["en"]["train"][0]["labels"]) == (english, german)
+    for split in SPLITS:
+        assert tokenized["de"][split]["input_ids"] == tokenized["en"][split]["labels"]
+        assert tokenized["de"][split]["labels"] == tokenized["en"][split]["input_ids"]
+
+
+def test_tokenization_fingerprint_covers_every_setting(tmp_path):
+    folder = write_folder_corpus(tmp_path / "corpus")
+    corpus = load_translation_corpus(str(folder), "de", "en")
+    texts = [text for row in corpus["train"]["translation"] for text in row.values()] * 5
+    tokenizer = train_tokenizer(texts, vocab_size=60, model_max_length=32)
+    other = train_tokenizer(texts, vocab_size=40, model_max_length=32)
+
+    def fingerprints(tokenizer=tokenizer, src_lang="de", tgt_lang="en", max_source_length=32, max_target_length=32):
+        tokenized = tokenize_translations(corpus, tokenizer, src_lang, tgt_lang, max_source_length, max_target_length)
+        return {name: split._fingerprint for name, split in tokenized.items()}
+
+    base = fingerprints()
+    assert base == fingerprints()  # the cache is still reused when nothing changes
+    assert len(set(base.values())) == 3  # one per split
+    variants = [
+        fingerprints(src_lang="en", tgt_lang="de"),
+        fingerprints(tokenizer=other),
+        fingerprints(max_source_length=8),
+        fingerprints(max_target_length=8),
+    ]
+    for variant in variants:
+        assert all(variant[name] != base[name] for name in SPLITS), variant
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"translation": {"de": "ein Satz ."}}', r"line 3: no 'en' text; expected a string"),
+        ('{"de": "ein Satz ."}', r"line 3: no 'en' text; expected a string"),
+        ('{"translation": {"de": "ein Satz .", "en": null}}', r"line 3: no 'en' text; expected a string"),
+        ('{"de": null, "en": "a sentence ."}', r"line 3: no 'de' text; expected a string"),
+        ('{"translation": null}', r"line 3: no 'de' text; expected a string"),
+    ],
+)
+def test_jsonl_rows_without_text_name_the_file_and_line(tmp_path, line, expected):
+    good = json.dumps({"de": "das Haus .", "en": "the house ."})
+    if line.startswith('{"translation"'):
+        good = json.dumps({"translation": {"de": "das Haus .", "en": "the house ."}})
+    path = tmp_path / "corpus.jsonl"
+    # A blank line counts: the message gives the line number an editor shows.
+    path.write_text("\n".join([good, "", line, good, good, good]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ": " + expected):
+        load_translation_corpus(str(path), "de", "en", validation_size=1, test_size=1)
+
+
+def test_jsonl_split_file_without_text_names_its_file(tmp_path):
+    folder = write_folder_corpus(tmp_path / "corpus")
+    lines = (folder / "test.jsonl").read_text(encoding="utf-8").splitlines()
+    lines[4] = json.dumps({"translation": {"de": "nur Deutsch ."}})
+    (folder / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(folder / "test.jsonl")) + ": line 5: no 'en' text"):
+        load_translation_corpus(str(folder), "de", "en")
+    # A key that no row has is named with the keys that were found.
+    with pytest.raises(ValueError, match=r"columns 'fr' and 'en'|no 'fr' text"):
+        load_translation_corpus(str(folder), "fr", "en")
+
+
+def test_jsonl_with_non_utf8_bytes_names_the_file_and_line(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    good = json.dumps({"de": "das Haus .", "en": "the house ."}).encode()
+    bad = b'{"de": "Stra' + "ße".encode("latin-1") + b'", "en": "street"}'
+    path.write_bytes(b"\n".join([good, good, bad, good, good]) + b"\n")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": line 3 is not UTF-8 text .*byte 0xdf"):
+        load_translation_corpus(str(path), "de", "en", validation_size=1, test_size=1)
+
+
+def test_csv_with_non_utf8_bytes_names_the_file_and_line(tmp_path):
+    path = tmp_path / "corpus.csv"
+    path.write_bytes(b"de,en\nHaus,house\nStra\xdfe,street\nBaum,tree\n")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": line 3 is not UTF-8 text .*byte 0xdf"):
+        load_translation_corpus(str(path), "de", "en", validation_size=1, test_size=1)
