@@ -50,17 +50,18 @@ GENERATED = np.array(
         [1, 2, 0, 0, 0, 0, 0, -100],  # </s> at once
         [1, 5, 5, 5, 5, 5, 5, 5],  # no </s> before the length limit
         [1, 7, 2, 7, 2, 0, -100, -100],  # what follows the first </s> is not generated text
+        [1, 7, 8, 2, 2, 2, 2, 2],  # beam search pads the hypotheses that ended early with </s>, not <pad>
     ]
 )
 
 
 def test_generated_lengths_count_tokens_after_the_start_up_to_the_first_eos():
     lengths = generated_lengths(GENERATED, pad_token_id=0, decoder_start_token_id=1, eos_token_id=2)
-    assert lengths.tolist() == [4, 1, 7, 2]
+    assert lengths.tolist() == [4, 1, 7, 2, 3]
     # From a torch tensor, as `generate` returns them.
-    assert generated_lengths(torch.tensor(GENERATED), 0, 1, 2).tolist() == [4, 1, 7, 2]
+    assert generated_lengths(torch.tensor(GENERATED), 0, 1, 2).tolist() == [4, 1, 7, 2, 3]
     # Without an eos id: every token that is neither the start nor padding.
-    assert generated_lengths(GENERATED, 0, 1).tolist() == [4, 1, 7, 4]
+    assert generated_lengths(GENERATED, 0, 1).tolist() == [4, 1, 7, 4, 7]
     # A start token later in the sequence is a generated token; only the leading one is the decoder's input.
     assert generated_lengths(np.array([[1, 4, 1, 2]]), 0, 1, 2).tolist() == [3]
     # Models whose padding is their eos: the first eos counts, the eos padding after it does not.
@@ -78,4 +79,4 @@ def test_gen_len_of_validation_is_the_mean_generated_length():
     labels = np.array([[7, 8, 9, 2, -100, -100, -100, -100]] * len(GENERATED))
     compute_metrics = build_compute_metrics(tokenizer, load_translation_metric(), decoder_start_token_id=1)
     metrics = compute_metrics(EvalPrediction(predictions=GENERATED, label_ids=labels))
-    assert metrics["gen_len"] == pytest.approx((4 + 1 + 7 + 2) / 4)
+    assert metrics["gen_len"] == pytest.approx((4 + 1 + 7 + 2 + 3) / 5)
