@@ -37,6 +37,7 @@ from .training import (
     ShuffledLengthGroupedSampler,
     _check_report_to,
     evaluate_test_split,
+    generated_lengths,
     load_data_and_model,
     pair_lengths,
     write_run_record,
@@ -240,7 +241,10 @@ def evaluate_generation(accelerator: Accelerator, model, dataloader, tokenizer, 
         hypotheses += tokenizer.batch_decode(generated, skip_special_tokens=True)
         labels = labels.masked_fill(labels < 0, tokenizer.pad_token_id)
         references += tokenizer.batch_decode(labels, skip_special_tokens=True)
-        lengths += (generated != tokenizer.pad_token_id).sum(dim=1).tolist()
+        config = generator.generation_config
+        lengths += generated_lengths(
+            generated, tokenizer.pad_token_id, config.decoder_start_token_id, config.eos_token_id
+        ).tolist()
     model.train()
     scores = metric.compute(predictions=hypotheses, references=[[reference] for reference in references])
     return {

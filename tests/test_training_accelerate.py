@@ -237,3 +237,29 @@ def test_a_resume_logs_each_step_once(uninterrupted, resumed_in_place):
     assert history(resumed_in_place, "loss") == history(uninterrupted, "loss")
     assert len(list((resumed_in_place / "runs").glob("events.out.tfevents.*"))) == 2  # one file per start
     assert tensorboard_steps(resumed_in_place, "loss") == [1, 2, 3, 4, 5, 6]
+
+
+def test_validation_gen_len_is_the_mean_generated_length_in_tokens():
+    """`eval_gen_len` counts what `generate` produced up to the first EOS: not the start token, not the padding."""
+    from accelerate import Accelerator
+
+    from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
+    from hf_attention.metrics import load_translation_metric
+    from hf_attention.tokenization import train_tokenizer
+    from hf_attention.training_accelerate import evaluate_generation
+
+    texts = ["ein kleines haus", "a small house", "das ist gut", "that is good"] * 5
+    tokenizer = train_tokenizer(texts, vocab_size=60)
+    torch.manual_seed(0)
+    config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1)
+    model = Seq2SeqAttentionForConditionalGeneration(config).eval()
+    model.generation_config.max_new_tokens = 6
+    sources = tokenizer(["ein kleines haus", "das ist gut", "das haus"], padding=True, return_tensors="pt")
+    batch = {**sources, "labels": tokenizer(text_target=["a", "b", "c"], padding=True, return_tensors="pt").input_ids}
+    generated = model.generate(**sources)
+    expected = []
+    for row in generated.tolist():
+        tokens = row[1:]  # after the decoder start token
+        expected.append(tokens.index(config.eos_token_id) + 1 if config.eos_token_id in tokens else len(tokens))
+    metrics = evaluate_generation(Accelerator(cpu=True), model, [batch], tokenizer, load_translation_metric())
+    assert metrics["eval_gen_len"] == pytest.approx(sum(expected) / len(expected))
