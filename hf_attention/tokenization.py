@@ -6,9 +6,11 @@ encoded sequence ends in `</s>`; the decoder's start token `<s>` is prepended by
 """
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers.utils import cached_file
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<s>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN]  # ids 0, 1, 2, 3
@@ -56,3 +58,39 @@ def corpus_texts(corpus, src_lang: str, tgt_lang: str) -> Iterable[str]:
         for pair in batch["translation"]:
             yield pair[src_lang]
             yield pair[tgt_lang]
+
+
+def load_tokenizer(path_or_id: str | Path, **kwargs):
+    """`AutoTokenizer.from_pretrained(path_or_id, **kwargs)`, with a clear error for an unreadable `tokenizer.json`.
+
+    A truncated or garbled file otherwise surfaces as a bare `JSONDecodeError` or `KeyError` from deep inside
+    transformers, naming no file. Here the tokenizers library re-reads the file to find what is wrong with it.
+
+    Raises:
+        ValueError: naming the `tokenizer.json` file and the tokenizers library's parse error.
+    """
+    try:
+        return AutoTokenizer.from_pretrained(path_or_id, **kwargs)
+    except Exception as error:
+        try:
+            # Only a file that is already here (a folder, or the Hub cache) is re-read: nothing is downloaded.
+            file = cached_file(
+                path_or_id,
+                "tokenizer.json",
+                subfolder=kwargs.get("subfolder", ""),
+                revision=kwargs.get("revision"),
+                local_files_only=True,
+                _raise_exceptions_for_missing_entries=False,
+            )
+        except OSError:
+            file = None
+        if file is None:
+            raise
+        try:
+            Tokenizer.from_file(file)
+        except Exception as parse_error:
+            raise ValueError(
+                f"{file}: not a readable tokenizer file ({parse_error}); it may be truncated or overwritten: save the "
+                "tokenizer again with save_pretrained, or copy the checkpoint's tokenizer.json again"
+            ) from error
+        raise
