@@ -32,6 +32,7 @@ The model has no self-attention: `encoder_attentions` and `decoder_attentions` a
 """
 
 import contextvars
+import functools
 from pathlib import Path
 
 import torch
@@ -224,6 +225,36 @@ def _attention_type_of_weights(loading_info: dict) -> str | None:
     return "'scaled_dot' or 'dot'"
 
 
+@functools.cache
+def _cpu_runs_bf16_rnns() -> bool:
+    # oneDNN's bf16 LSTM needs AVX-512 (BF16) or AMX; elsewhere it fails to create its kernel.
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def run_rnn(rnn: nn.RNNBase, inputs: torch.Tensor, state=None):
+    """`rnn(inputs, state)`, in float32 where CPU autocast asks for bf16 and the CPU has no bf16 RNN kernel (without
+    this, bf16 training of an LSTM stops with oneDNN's "could not create a primitive descriptor").
+
+    Args:
+        inputs: [batch, length, input_size].
+        state: the RNN's initial state, [1, batch, hidden] (a pair of them for an LSTM), or None.
+    """
+    if (
+        inputs.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not _cpu_runs_bf16_rnns()
+    ):
+        with torch.autocast("cpu", enabled=False):
+            if state is not None:
+                state = tuple(part.float() for part in state) if isinstance(state, tuple) else state.float()
+            return rnn(inputs.float(), state)
+    return rnn(inputs, state)
+
+
 class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
     """One bidirectional RNN layer; each direction has `hidden_size // 2` units so the output stays `hidden_size`.
 
@@ -255,8 +286,8 @@ class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
             self.forward_rnn.flatten_parameters()
             self.backward_rnn.flatten_parameters()
         inputs = self.dropout(hidden_states)
-        forward_output, _ = self.forward_rnn(inputs)
-        backward_output, _ = self.backward_rnn(_reverse_real_tokens(inputs, reverse_positions))
+        forward_output, _ = run_rnn(self.forward_rnn, inputs)
+        backward_output, _ = run_rnn(self.backward_rnn, _reverse_real_tokens(inputs, reverse_positions))
         output = torch.cat([forward_output, _reverse_real_tokens(backward_output, reverse_positions)], dim=-1)
         return hidden_states + output if self.use_residual else output
 
@@ -304,10 +335,10 @@ class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
         # torch wants [num_layers=1, batch, hidden] per state: h for nn.GRU, the pair (h, c) for nn.LSTM.
         torch_state = rnn_state.transpose(0, 1).contiguous()
         if isinstance(self.rnn, nn.LSTM):
-            query, (hidden, cell) = self.rnn(self.dropout(hidden_states), (torch_state[:1], torch_state[1:]))
+            query, (hidden, cell) = run_rnn(self.rnn, self.dropout(hidden_states), (torch_state[:1], torch_state[1:]))
             new_state = torch.cat([hidden, cell]).transpose(0, 1)
         else:
-            query, hidden = self.rnn(self.dropout(hidden_states), torch_state)
+            query, hidden = run_rnn(self.rnn, self.dropout(hidden_states), torch_state)
             new_state = hidden.transpose(0, 1)
 
         if self.cross_attention is None:

@@ -670,3 +670,25 @@ def test_torch_export_of_the_encoder_and_of_one_decoder_step(attention_type):
     torch.testing.assert_close(logits, expected.logits)
     for state, layer in zip(states, expected[CACHE_OUTPUT_FIELD].layers, strict=True):
         torch.testing.assert_close(state, layer.rnn_state)
+
+
+def test_bf16_autocast_on_a_cpu_without_bf16_rnn_kernels_runs_the_rnns_in_float32():
+    """oneDNN's bf16 LSTM needs AVX-512 BF16 or AMX; elsewhere the RNNs run in float32 and the rest in bf16."""
+    from hf_attention import modeling_seq2seq_attention
+
+    model = make_model("bahdanau", "lstm").train()
+    input_ids, attention_mask, labels = batch()
+    with mock.patch.object(modeling_seq2seq_attention, "_cpu_runs_bf16_rnns", return_value=False):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs = model(input_ids, attention_mask=attention_mask, labels=labels, output_hidden_states=True)
+            query, _ = modeling_seq2seq_attention.run_rnn(model.model.decoder.layers[0].rnn, torch.randn(3, 4, HIDDEN))
+        outputs.loss.backward()
+    assert query.dtype == torch.float32
+    assert torch.isfinite(outputs.loss)
+    model.eval()
+    with torch.no_grad():
+        eager = make_model("bahdanau", "lstm")(input_ids, attention_mask=attention_mask, labels=labels).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = model(input_ids, attention_mask=attention_mask, labels=labels).loss
+    torch.testing.assert_close(mixed, eager, atol=0.05, rtol=0.02)
+    assert all(parameter.grad is not None for parameter in model.model.encoder.layers[0].parameters())
