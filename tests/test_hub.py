@@ -130,6 +130,15 @@ def test_card_of_the_default_corpus_names_it_and_its_gpl_licence(checkpoint, tmp
     assert "No licence was chosen for the weights" in card.text
 
 
+@pytest.mark.parametrize(("num_beams", "decoding"), [(1, "greedy decoding:"), (4, "beam search with 4 beams:")])
+def test_card_names_the_decoding_the_test_split_was_scored_with(checkpoint, tmp_path, num_beams, decoding):
+    folder = tmp_path / "scored"
+    shutil.copytree(checkpoint, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    results = json.loads((folder / "test_results.json").read_text())
+    (folder / "test_results.json").write_text(json.dumps(results | {"test_num_beams": num_beams}))
+    assert decoding in build_model_card(folder, "org/tiny").text
+
+
 @pytest.mark.parametrize("license", ["Apache 2.0", "", "mit/"])
 def test_malformed_licences_are_refused(checkpoint, license):
     with pytest.raises(ValueError, match=f"--license {license!r}: expected a Hub licence id"):
