@@ -3,6 +3,7 @@
 Works on any `AutoModelForSeq2SeqLM` + tokenizer pair; the helpers only batch, generate and decode.
 """
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import torch
 
 from .plotting import plot_attention
+
+logger = logging.getLogger(__name__)
+
+# Generation settings that count something: 0 or less fails deep inside `generate` (or, for `num_beams`, not at all).
+POSITIVE_GENERATION_SETTINGS = ("num_beams", "max_new_tokens", "num_return_sequences")
 
 
 def batched(items: Iterable, batch_size: int) -> Iterator[list]:
@@ -25,14 +31,51 @@ def batched(items: Iterable, batch_size: int) -> Iterator[list]:
         yield batch
 
 
+def check_generation_settings(generate_kwargs: dict) -> None:
+    """Raise a ValueError naming the first of `POSITIVE_GENERATION_SETTINGS` in `generate_kwargs` that is not a whole
+    number >= 1; None (the model's generation config decides) is allowed."""
+    for name in POSITIVE_GENERATION_SETTINGS:
+        value = generate_kwargs.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}={value!r}: expected a whole number >= 1 (or None for the generation config's)")
+
+
+def warn_about_truncation(tokenizer, sentences: list[str], indices: Iterable[int]) -> None:
+    """Log a warning for each of `sentences[indices]` longer than `tokenizer.model_max_length` tokens, which the
+    tokenizer will cut: a long line would otherwise come back as the translation of its beginning only."""
+    limit = tokenizer.model_max_length
+    indices = list(indices)
+    # verbose=False: transformers' own warning names no sentence and is given once per tokenizer.
+    lengths = [len(ids) for ids in tokenizer([sentences[index] for index in indices], verbose=False)["input_ids"]]
+    for index, length in zip(indices, lengths, strict=True):
+        if length > limit:
+            logger.warning(
+                "sentence %d has %d tokens, more than the tokenizer's model_max_length of %d: only its first %d "
+                "tokens are translated",
+                index,
+                length,
+                limit,
+                limit,
+            )
+
+
 @torch.no_grad()
 def translate(model, tokenizer, sentences: Iterable[str], batch_size: int = 32, **generate_kwargs) -> list[str]:
     """Translate `sentences`, returning one decoded string per input, in input order.
 
     Sentences are batched by length (sorted, then restored) so that little of each batch is padding;
     `generate_kwargs` (num_beams, max_new_tokens, ...) override the model's generation config.
+
+    A sentence longer than `tokenizer.model_max_length` tokens is truncated to that length, as the model was trained
+    on; a warning (logger `hf_attention.translation`) names its index in `sentences`, its length and the limit. Split
+    long lines into sentences beforehand to translate all of them.
+
+    Raises:
+        ValueError: `num_beams`, `max_new_tokens` or `num_return_sequences` below 1, before anything is generated.
     """
+    check_generation_settings(generate_kwargs)
     sentences = list(sentences)
+    warn_about_truncation(tokenizer, sentences, range(len(sentences)))
     model.eval()
     order = sorted(range(len(sentences)), key=lambda index: len(sentences[index]))
     translations = [""] * len(sentences)
@@ -64,9 +107,12 @@ def align(model, tokenizer, sentence: str, target: str | None = None, **generate
 
     The weights come from one teacher-forced pass over the final translation, which equals what step-by-step
     decoding computed for it (see the modeling tests), so they are the alignment of the beam-search output itself.
+    A `sentence` longer than `tokenizer.model_max_length` tokens is truncated, with a warning as in `translate`.
     """
     if getattr(model.config, "attention_type", None) == "none":
         raise ValueError("attention_type='none' has no attention weights to align with")
+    check_generation_settings(generate_kwargs)
+    warn_about_truncation(tokenizer, [sentence], [0])
     model.eval()
     inputs = tokenizer([sentence], return_tensors="pt", truncation=True).to(model.device)
     if target is None:
@@ -97,4 +143,12 @@ def plot_alignment(alignment: Alignment, path: str | Path, layer: int = -1, titl
     )
 
 
-__all__ = ["Alignment", "align", "batched", "plot_alignment", "translate"]
+__all__ = [
+    "Alignment",
+    "align",
+    "batched",
+    "check_generation_settings",
+    "plot_alignment",
+    "translate",
+    "warn_about_truncation",
+]

@@ -4,16 +4,25 @@ attention of the first sentence.
     python scripts/translate.py --model outputs/demo "Ich habe Hunger." "Wo ist der Bahnhof?"
     python scripts/translate.py --model outputs/demo --file sentences.de.txt --num_beams 5 > sentences.en.txt
     echo "Ich habe Hunger." | python scripts/translate.py --model outputs/demo --plot-attention attention.png
+
+A sentence longer than the tokenizer's `model_max_length` is truncated to it, with a warning on stderr naming the
+sentence (0-based) and its length. Bad arguments end with a one-line `translate.py: error: ...` and exit status 2; a
+checkpoint that cannot be loaded with exit status 1.
 """
 
+import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, HfArgumentParser
+from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_attention  # noqa: F401  (registers the model with the Auto classes)
+from hf_attention.tokenization import load_tokenizer
 from hf_attention.translation import align, plot_alignment, translate
+
+PROG = Path(__file__).name
 
 
 @dataclass
@@ -26,19 +35,41 @@ class TranslateArguments:
     plot_attention: str | None = field(default=None, metadata={"help": "PNG path for the first sentence's heatmap"})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu")
 
+    def __post_init__(self):
+        for name in ("batch_size", "num_beams", "max_new_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                default = "" if name == "batch_size" else ", or leave it out for the checkpoint's generation config"
+                raise ValueError(f"--{name} {value}: expected a whole number >= 1{default}")
+        # A path (not a Hub id) that is not a folder: the Hub client would report it as a malformed repo id.
+        if self.model.startswith(("/", ".", "~")) and not Path(self.model).expanduser().is_dir():
+            raise FileNotFoundError(f"--model {self.model}: no such checkpoint folder")
+        if self.file is not None and not Path(self.file).is_file():
+            raise FileNotFoundError(f"--file {self.file}: no such file")
 
-def main():
-    args, sentences = HfArgumentParser(TranslateArguments).parse_args_into_dataclasses(return_remaining_strings=True)
+
+def main(argv: list[str] | None = None):
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    parser = HfArgumentParser(TranslateArguments, prog=PROG)
+    try:
+        args, sentences = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    except (ValueError, FileNotFoundError) as error:
+        # One line, as argparse reports its own errors, rather than a traceback through the dataclass.
+        parser.exit(2, f"{PROG}: error: {error}\n")
     if any(sentence.startswith("--") for sentence in sentences):
-        raise SystemExit(f"unknown option(s): {[s for s in sentences if s.startswith('--')]}")
+        parser.exit(2, f"{PROG}: error: unknown option(s): {[s for s in sentences if s.startswith('--')]}\n")
     if args.file is not None:
         with open(args.file, encoding="utf-8") as lines:
             sentences = [line.rstrip("\n") for line in lines]
     elif not sentences:
         sentences = [line.rstrip("\n") for line in sys.stdin]
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model).to(args.device)
-    generate_kwargs = {k: v for k, v in (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens)) if v}
+    try:
+        tokenizer = load_tokenizer(args.model)
+        model = AutoModelForSeq2SeqLM.from_pretrained(args.model).to(args.device)
+    except (OSError, ValueError) as error:
+        parser.exit(1, f"{PROG}: error: {error}\n")
+    settings = (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
+    generate_kwargs = {name: value for name, value in settings if value is not None}
     for translation in translate(model, tokenizer, sentences, batch_size=args.batch_size, **generate_kwargs):
         print(translation, flush=True)
     if args.plot_attention and sentences:

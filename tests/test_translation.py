@@ -1,8 +1,13 @@
 """Translation helpers and transformers' own pipeline on a saved checkpoint (tiny, untrained: equality checks)."""
 
+import importlib.util
+import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +17,7 @@ from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalG
 from hf_attention.tokenization import train_tokenizer
 from hf_attention.translation import align, batched, plot_alignment, translate
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ["Ich gehe nach Hause.", "Wie geht es dir?", "Das ist gut.", "Er geht heim!", "Ja."]
 
 
@@ -77,3 +83,143 @@ def test_pipeline_translation_with_remote_code_only(checkpoint):
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == translate(model, tokenizer, SENTENCES[:1])[0]
+
+
+LONG = " ".join(SENTENCES) * 20  # far over the checkpoint tokenizer's 32 tokens
+
+
+def truncation_warnings(caplog):
+    return [record.getMessage() for record in caplog.records if record.name == "hf_attention.translation"]
+
+
+def test_translate_warns_about_each_input_it_truncates(checkpoint, caplog):
+    _, model, tokenizer = checkpoint
+    length = len(tokenizer(LONG)["input_ids"])
+    assert length > tokenizer.model_max_length == 32
+    with caplog.at_level(logging.WARNING, logger="hf_attention.translation"):
+        translations = translate(model, tokenizer, [SENTENCES[0], LONG, SENTENCES[1], LONG[:-30]], batch_size=2)
+    assert translations[0] == translate(model, tokenizer, SENTENCES[:1])[0]
+    shorter = len(tokenizer(LONG[:-30])["input_ids"])
+    assert truncation_warnings(caplog) == [
+        f"sentence 1 has {length} tokens, more than the tokenizer's model_max_length of 32: only its first 32 "
+        "tokens are translated",
+        f"sentence 3 has {shorter} tokens, more than the tokenizer's model_max_length of 32: only its first 32 "
+        "tokens are translated",
+    ]
+    # What is translated is the truncated input, as the warning says.
+    kept = tokenizer([LONG], truncation=True, return_tensors="pt")
+    assert kept["input_ids"].shape[1] == 32
+    expected = tokenizer.batch_decode(model.generate(**kept), skip_special_tokens=True)[0]
+    assert translations[1] == expected
+
+
+def test_inputs_within_the_limit_give_no_warning(checkpoint, caplog):
+    _, model, tokenizer = checkpoint
+    exact = tokenizer.decode(tokenizer(LONG, truncation=True)["input_ids"][:-1], skip_special_tokens=True)
+    assert len(tokenizer(exact)["input_ids"]) <= 32
+    with caplog.at_level(logging.WARNING, logger="hf_attention.translation"):
+        translate(model, tokenizer, [*SENTENCES, exact])
+        align(model, tokenizer, SENTENCES[0])
+    assert truncation_warnings(caplog) == []
+
+
+def test_align_warns_when_it_truncates(checkpoint, caplog):
+    _, model, tokenizer = checkpoint
+    with caplog.at_level(logging.WARNING, logger="hf_attention.translation"):
+        alignment = align(model, tokenizer, LONG)
+    assert len(alignment.source_tokens) == 32
+    (message,) = truncation_warnings(caplog)
+    assert message.startswith(f"sentence 0 has {len(tokenizer(LONG)['input_ids'])} tokens, more than")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"num_beams": 0}, "num_beams=0: expected a whole number >= 1"),
+        ({"num_beams": -1}, "num_beams=-1: expected a whole number >= 1"),
+        ({"max_new_tokens": 0}, "max_new_tokens=0: expected a whole number >= 1"),
+        ({"num_beams": 2.5}, "num_beams=2.5: expected a whole number >= 1"),
+    ],
+)
+def test_bad_generation_settings_are_refused_before_generating(checkpoint, settings, message):
+    _, model, tokenizer = checkpoint
+    with pytest.raises(ValueError, match=re.escape(message)):
+        translate(model, tokenizer, SENTENCES, **settings)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        align(model, tokenizer, SENTENCES[0], **settings)
+
+
+def load_translate_script():
+    spec = importlib.util.spec_from_file_location("translate_script", REPO_ROOT / "scripts" / "translate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_translate_main(capsys, *arguments):
+    """`scripts/translate.py`'s main in this process: (exit code, stdout lines, stderr lines)."""
+    try:
+        load_translate_script().main(list(arguments))
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--num_beams", "0"], "--num_beams 0: expected a whole number >= 1"),
+        (["--num_beams", "-1"], "--num_beams -1: expected a whole number >= 1"),
+        (["--max_new_tokens", "0"], "--max_new_tokens 0: expected a whole number >= 1"),
+        (["--batch_size", "0"], "--batch_size 0: expected a whole number >= 1"),
+    ],
+)
+def test_translate_script_refuses_bad_settings(checkpoint, capsys, arguments, message):
+    path, _, _ = checkpoint
+    code, out, err = run_translate_main(capsys, "--model", str(path), *arguments, SENTENCES[0])
+    assert code == 2 and out == []
+    assert len(err) == 1 and err[0].startswith("translate.py: error: " + message), err
+
+
+def test_translate_script_names_a_missing_file_or_a_damaged_tokenizer(checkpoint, capsys, tmp_path):
+    path, model, tokenizer = checkpoint
+    missing = tmp_path / "missing.txt"
+    code, out, err = run_translate_main(capsys, "--model", str(path), "--file", str(missing))
+    assert (code, out, err) == (2, [], [f"translate.py: error: --file {missing}: no such file"])
+    code, out, err = run_translate_main(capsys, "--model", str(tmp_path / "nothing"), SENTENCES[0])
+    assert (code, out, err) == (
+        2,
+        [],
+        [f"translate.py: error: --model {tmp_path / 'nothing'}: no such checkpoint folder"],
+    )
+    damaged = tmp_path / "damaged"
+    shutil.copytree(path, damaged)
+    (damaged / "tokenizer.json").write_text("{", encoding="utf-8")
+    code, out, err = run_translate_main(capsys, "--model", str(damaged), SENTENCES[0])
+    assert code == 1 and out == [] and len(err) == 1
+    assert err[0].startswith(f"translate.py: error: {damaged / 'tokenizer.json'}: not a readable tokenizer file")
+    # Settings within the limits still translate, the file's lines in order.
+    lines = tmp_path / "sentences.txt"
+    lines.write_text("\n".join(SENTENCES[:2]) + "\n", encoding="utf-8")
+    code, out, _ = run_translate_main(capsys, "--model", str(path), "--file", str(lines), "--num_beams", "1")
+    assert (code, out) == (0, translate(model, tokenizer, SENTENCES[:2], num_beams=1))
+
+
+def test_translate_script_warns_about_a_long_line(checkpoint, tmp_path):
+    path, _, tokenizer = checkpoint
+    lines = tmp_path / "sentences.txt"
+    lines.write_text(f"{SENTENCES[0]}\n{LONG}\n", encoding="utf-8")
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "translate.py"), "--model", str(path), "--file", str(lines)]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.stdout.splitlines()) == 2
+    length = len(tokenizer(LONG)["input_ids"])
+    assert f"sentence 1 has {length} tokens, more than the tokenizer's model_max_length of 32" in result.stderr
+    missing = subprocess.run([*command[:-1], str(tmp_path / "nope.txt")], capture_output=True, text=True,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert (
+        missing.stderr.strip().splitlines()[-1] == f"translate.py: error: --file {tmp_path / 'nope.txt'}: no such file"
+    )
