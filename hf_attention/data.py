@@ -333,6 +333,10 @@ def load_translation_corpus(
         synthetic_size: number of training pairs of a synthetic task.
         synthetic_min_length, synthetic_max_length: the range of sequence lengths (in words) of the reversal task;
             None keeps `reversal_pairs`' defaults (4 and 12).
+
+    Raises:
+        ValueError: a local file that is not UTF-8, or a row without a string for `src_lang` or `tgt_lang` (a
+            missing key or a null); the message names the file and the line (the row, for a Hub dataset).
     """
     if corpus == "ding" or Path(corpus) == DING_PATH:
         if (src_lang, tgt_lang) not in (("de", "en"), ("en", "de")):
