@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoModelForSeq2SeqLM
 
 from .configuration_seq2seq_attention import ATTENTION_TYPES
 from .metrics import load_translation_metric
 from .plotting import _pyplot, save_figure
+from .tokenization import load_tokenizer
 from .training import load_corpus, run_training
 from .translation import align, batched, plot_alignment, translate
 
@@ -466,7 +467,7 @@ def evaluate_checkpoint(
 ) -> dict:
     """Scores of one checkpoint on the test split (overall and by length), its heatmaps and alignment accuracy."""
     model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    tokenizer = load_tokenizer(checkpoint)
     attention_type = model.config.attention_type
     hypotheses = translate(model, tokenizer, sources, batch_size=batch_size)
     translations = heatmap_dir.parent / f"translations_{attention_type}.jsonl"

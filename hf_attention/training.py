@@ -28,7 +28,6 @@ from torch.utils.data import Sampler
 from transformers import (
     AutoConfig,
     AutoModelForSeq2SeqLM,
-    AutoTokenizer,
     DataCollatorForSeq2Seq,
     EarlyStoppingCallback,
     GenerationConfig,
@@ -44,7 +43,7 @@ from .data import load_translation_corpus, tokenize_translations
 from .hub import UPLOAD_PATTERNS, build_model_card
 from .metrics import load_translation_metric
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
-from .tokenization import corpus_texts, train_tokenizer
+from .tokenization import corpus_texts, load_tokenizer, train_tokenizer
 from .translation import align, plot_alignment, translate
 
 logger = logging.getLogger(__name__)
@@ -355,11 +354,11 @@ def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_s
     if training_args.resume_from_checkpoint:
         # The checkpoint's own tokenizer: a retrained one might differ from the ids the weights were trained on.
         # Its config too, whatever the model arguments say; the Trainer then loads the weights.
-        tokenizer = AutoTokenizer.from_pretrained(training_args.resume_from_checkpoint)
+        tokenizer = load_tokenizer(training_args.resume_from_checkpoint)
         config = AutoConfig.from_pretrained(training_args.resume_from_checkpoint)
         return tokenizer, AutoModelForSeq2SeqLM.from_config(config)
     if model_args.init_from:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.init_from)
+        tokenizer = load_tokenizer(model_args.init_from)
         overrides = {"compile_additive_attention": True} if model_args.compile_additive_attention else {}
         return tokenizer, AutoModelForSeq2SeqLM.from_pretrained(model_args.init_from, **overrides)
     tokenizer = train_tokenizer(
