@@ -356,7 +356,7 @@ def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
                            use_cache=use_cache) or {}  # fmt: skip
             cells.append(str(record.get("tokens_per_s", "")))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "Targets (issue 7):", ""] + [f"- {line}" for line in check_targets(records)]
+    lines += ["", "Targets:", ""] + [f"- {line}" for line in check_targets(records)]
     return "\n".join(lines) + "\n"
 
 
