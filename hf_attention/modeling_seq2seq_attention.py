@@ -226,8 +226,9 @@ def _attention_type_of_weights(loading_info: dict) -> str | None:
 
 
 @functools.cache
-def _cpu_runs_bf16_rnns() -> bool:
-    # oneDNN's bf16 LSTM needs AVX-512 (BF16) or AMX; elsewhere it fails to create its kernel.
+def cpu_has_bf16_kernels() -> bool:
+    """Whether oneDNN has bf16 kernels on this CPU (AVX-512 BF16 or AMX). Without them its bf16 LSTM fails to build
+    and other bf16 ops are emulated, several times slower than float32."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -246,7 +247,7 @@ def run_rnn(rnn: nn.RNNBase, inputs: torch.Tensor, state=None):
         inputs.device.type == "cpu"
         and torch.is_autocast_enabled("cpu")
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        and not _cpu_runs_bf16_rnns()
+        and not cpu_has_bf16_kernels()
     ):
         with torch.autocast("cpu", enabled=False):
             if state is not None:
@@ -899,5 +900,6 @@ __all__ = [
     "Seq2SeqAttentionForConditionalGeneration",
     "Seq2SeqAttentionModel",
     "Seq2SeqAttentionPreTrainedModel",
+    "cpu_has_bf16_kernels",
     "shift_tokens_right",
 ]

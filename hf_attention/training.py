@@ -42,7 +42,7 @@ from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .data import load_translation_corpus, tokenize_translations
 from .hub import UPLOAD_PATTERNS, build_model_card
 from .metrics import load_translation_metric
-from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
+from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration, cpu_has_bf16_kernels
 from .tokenization import corpus_texts, load_tokenizer, train_tokenizer
 from .translation import align, plot_alignment, translate
 
@@ -555,11 +555,25 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_
     raise ValueError(f"--resume_from_checkpoint: no complete checkpoint in {folder} ({found})")
 
 
+def resolve_cpu_precision(training_args: Seq2SeqTrainingArguments) -> None:
+    """Train in float32, with a warning, where bf16 is asked for on a CPU without bf16 kernels: there every bf16
+    matmul is emulated and a training step takes several times as long as in float32."""
+    if training_args.bf16 and training_args.use_cpu and not cpu_has_bf16_kernels():
+        logger.warning(
+            "--bf16 true on a CPU without bf16 kernels (AVX-512 BF16 or AMX): bf16 would be emulated and several "
+            "times slower, so training runs in float32"
+        )
+        training_args.bf16 = False
+        if getattr(training_args, "mixed_precision", None) == "bf16":
+            training_args.mixed_precision = "no"
+
+
 def run_training(
     model_args: ModelArguments, data_args: DataArguments, training_args: Seq2SeqTrainingArguments
 ) -> dict[str, float]:
     """Train, evaluate on the test split, save everything to `training_args.output_dir`; returns the test metrics."""
     check_hub_strategy(training_args)
+    resolve_cpu_precision(training_args)
     training_args.resume_from_checkpoint = resolve_resume_checkpoint(
         training_args.resume_from_checkpoint, training_args.output_dir
     )

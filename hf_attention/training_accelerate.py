@@ -40,6 +40,7 @@ from .training import (
     generated_lengths,
     load_data_and_model,
     pair_lengths,
+    resolve_cpu_precision,
     write_run_record,
 )
 
@@ -321,6 +322,7 @@ def run_accelerate_training(
 ) -> dict[str, float]:
     """Train with Accelerate on however many processes were launched, evaluate, save the final model and score the
     test split (main process); returns the final metrics (empty on the other processes)."""
+    resolve_cpu_precision(training_args)
     accelerator = build_accelerator(training_args)
     _check_supported(training_args)
     resumed = training_args.resume_from_checkpoint is not None

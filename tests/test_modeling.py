@@ -678,7 +678,7 @@ def test_bf16_autocast_on_a_cpu_without_bf16_rnn_kernels_runs_the_rnns_in_float3
 
     model = make_model("bahdanau", "lstm").train()
     input_ids, attention_mask, labels = batch()
-    with mock.patch.object(modeling_seq2seq_attention, "_cpu_runs_bf16_rnns", return_value=False):
+    with mock.patch.object(modeling_seq2seq_attention, "cpu_has_bf16_kernels", return_value=False):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             outputs = model(input_ids, attention_mask=attention_mask, labels=labels, output_hidden_states=True)
             query, _ = modeling_seq2seq_attention.run_rnn(model.model.decoder.layers[0].rnn, torch.randn(3, 4, HIDDEN))

@@ -258,3 +258,19 @@ def test_reversal_is_learned_with_the_gold_alignment(tmp_path, attention_type):
     scored = positions < lengths  # the letters, not </s> or padding
     alignment_accuracy = (predicted == gold)[scored].float().mean().item()
     assert alignment_accuracy >= 0.9, alignment_accuracy
+
+
+@pytest.mark.parametrize("has_kernels", [True, False])
+def test_bf16_on_a_cpu_without_bf16_kernels_trains_in_float32(has_kernels, tmp_path, caplog):
+    from unittest import mock
+
+    from transformers import Seq2SeqTrainingArguments
+
+    from hf_attention import training
+
+    arguments = Seq2SeqTrainingArguments(output_dir=str(tmp_path), use_cpu=True, bf16=True, report_to=[])
+    with mock.patch.object(training, "cpu_has_bf16_kernels", return_value=has_kernels):
+        with caplog.at_level("WARNING", logger="hf_attention.training"):
+            training.resolve_cpu_precision(arguments)
+    assert arguments.bf16 is has_kernels
+    assert ("bf16 would be emulated" in caplog.text) is not has_kernels
