@@ -441,13 +441,14 @@ def hardware_description(device: torch.device) -> str:
     return f"CPU ({processor}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
-# Argument names whose values are credentials (`TrainingArguments.to_dict` masks those ending in `_token` only).
-_SECRET_NAME = re.compile(r"(^|_)(token|secret|password|api_key)$", re.IGNORECASE)
+# Argument names whose values are credentials (`TrainingArguments.to_dict` masks those ending in `_token` only):
+# masked in the run record, left out of every log.
+SECRET_NAME = re.compile(r"(^|_)token$|secret|password|api_key", re.IGNORECASE)
 
 
 def _mask_secrets(value, name: str = ""):
     """`value` with every entry of a secret-looking name, at any depth, replaced by `<NAME>`."""
-    if name and _SECRET_NAME.search(name) and value is not None and not isinstance(value, dict | list):
+    if name and SECRET_NAME.search(name) and value is not None and not isinstance(value, dict | list):
         return f"<{name.upper()}>"
     if isinstance(value, dict):
         return {key: _mask_secrets(item, str(key)) for key, item in value.items()}

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqT
 from .hub import check_repo_id, push_checkpoint
 from .metrics import load_translation_metric
 from .training import (
+    SECRET_NAME,
     DataArguments,
     ModelArguments,
     ShuffledLengthGroupedSampler,
@@ -299,10 +299,6 @@ def truncate_log_history(path: Path, first_step: int) -> int:
     return len(lines) - len(kept)
 
 
-# Fields that hold credentials (`hub_token`, ...): left out of every log outright, not even as a mask.
-SECRET_FIELD = re.compile(r"_token$|secret|password|api_key", re.IGNORECASE)
-
-
 def _tracker_config(model_args, data_args, training_args: Seq2SeqTrainingArguments) -> dict:
     """The hyper-parameters of a run as TensorBoard's `add_hparams` accepts them, without any secret-looking field.
 
@@ -314,7 +310,7 @@ def _tracker_config(model_args, data_args, training_args: Seq2SeqTrainingArgumen
         for name, value in dataclasses.asdict(arguments).items():
             if isinstance(value, bool | int | float | str):
                 config[name] = value
-    return {name: value for name, value in config.items() if not SECRET_FIELD.search(name)}
+    return {name: value for name, value in config.items() if not SECRET_NAME.search(name)}
 
 
 def run_accelerate_training(
