@@ -16,7 +16,9 @@ Alignment functions (`config.attention_type`), per head, with q = W_q s_i and k 
 `"none"` has no attention module at all: the decoder sees one fixed context vector (see the modeling file).
 
 Everything that depends only on the source, the projected keys (with U_a / W_a already applied) and values, is computed
-once per source sentence by `project_memory` and kept in the cache across decoding steps and beams.
+once per source sentence by `project_memory` and kept in the cache across decoding steps and beams. The additive
+score's large intermediate is bounded by chunks here, or never stored by the fused kernels of
+`fused_additive_attention.py` (`compile_additive_attention=True`).
 """
 
 import torch
@@ -25,110 +27,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
+from .fused_additive_attention import fused_additive_scores
 
 
 def _additive_scores_chunk(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
     # [batch, heads, tgt, 1, head_dim] + [batch, heads, 1, src, head_dim]: additive attention's one big intermediate
     features = torch.tanh(query.unsqueeze(-2) + keys.unsqueeze(-3))
     return torch.matmul(features, score_vector[None, :, None, :, None]).squeeze(-1)
-
-
-# The fused path (`compile_additive_attention`): `torch.compile`d kernels, each reducing over the
-# [batch, heads, tgt, src, head_dim] space of t = tanh(q_i + k_j), which is computed in registers and never stored.
-# Forward gives the scores; backward recomputes t instead of keeping it, in one kernel per reduction axis.
-# Their arguments, in float32 or float64: query [batch, heads, tgt, head_dim], keys [batch, heads, src, head_dim],
-# score_vector [heads, head_dim], grad (of the scores) [batch, heads, tgt, src].
-
-
-# tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh is 1 to float32 precision), fitted for this package by
-# weighted least squares on the relative error (Lawson iterations, float64). Largest error against float64 tanh on
-# a float32 grid over [-20, 20]: 3.5e-7, where torch.tanh has 3.1e-8 (tests/test_attention.py checks 1e-6).
-# Inductor turns it into a few vector FMAs and one division: 6.7 ms for the forward kernel at 32 x 4 x 64 x 64 x 64
-# on this 2-core CPU, against 27.5 ms with torch.tanh and 10.4 ms with 2 sigmoid(2x) - 1.
-_TANH_NUMERATOR = (1.338030325e-01, 3.494741219e-03, 2.059579525e-05, 1.333764332e-08)
-_TANH_DENOMINATOR = (4.671362067e-01, 2.587372712e-02, 3.284276252e-04, 7.769291825e-07)
-
-
-def _tanh(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(-9.0, 9.0)
-    squared = x * x
-    numerator, denominator = _TANH_NUMERATOR[-1], _TANH_DENOMINATOR[-1]
-    for p, q in zip(_TANH_NUMERATOR[-2::-1], _TANH_DENOMINATOR[-2::-1], strict=True):
-        numerator = numerator * squared + p
-        denominator = denominator * squared + q
-    return x * (numerator * squared + 1.0) / (denominator * squared + 1.0)
-
-
-def _features(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    return _tanh(query.unsqueeze(-2) + keys.unsqueeze(-3))
-
-
-def _fused_scores(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
-    """sum_d v_d tanh(q_id + k_jd): [batch, heads, tgt, src]."""
-    return (_features(query, keys) * score_vector[None, :, None, None, :]).sum(-1)
-
-
-def _fused_sums_over_source(
-    query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """sum_j g_ij (1 - t_ijd^2) and sum_j g_ij t_ijd: each [batch, heads, tgt, head_dim]."""
-    features = _features(query, keys)
-    grad = grad.unsqueeze(-1)
-    return (grad * (1 - features * features)).sum(3), (grad * features).sum(3)
-
-
-def _fused_sum_over_target(query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """sum_i g_ij (1 - t_ijd^2): [batch, heads, src, head_dim]."""
-    features = _features(query, keys)
-    return (grad.unsqueeze(-1) * (1 - features * features)).sum(2)
-
-
-_compiled_kernels: dict = {}
-
-
-def _compiled(kernel):
-    """`kernel` through `torch.compile`, once per process, with dynamic shapes so that length-grouped batches of every
-    size reuse it."""
-    if kernel not in _compiled_kernels:
-        # Inductor stores a pointwise result that is expensive (our tanh is ~20 ops) and read by two reductions;
-        # raising these thresholds makes it recompute t inside one loop instead: 9 ms instead of 55 ms for
-        # `_fused_sums_over_source` at 32 x 4 x 64 x 64 x 64 on this 2-core CPU.
-        options = {"realize_opcount_threshold": 1000, "realize_reads_threshold": 1000}
-        _compiled_kernels[kernel] = torch.compile(kernel, dynamic=True, options=options)
-    return _compiled_kernels[kernel]
-
-
-class FusedAdditiveScores(torch.autograd.Function):
-    """Bahdanau's scores with a hand-written backward over compiled kernels: no 5-D tensor is ever stored.
-
-    With t_ijd = tanh(q_id + k_jd) and upstream gradient g_ij:
-        dq_id = v_d sum_j g_ij (1 - t_ijd^2),   dk_jd = v_d sum_i g_ij (1 - t_ijd^2),   dv_d = sum_ijb g_ij t_ijd.
-    """
-
-    @staticmethod
-    def forward(ctx, query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(query, keys, score_vector)
-        query_, keys_, vector = _upcast(query, keys, score_vector)
-        return _compiled(_fused_scores)(query_, keys_, vector).to(query.dtype)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_scores: torch.Tensor):
-        query, keys, score_vector = ctx.saved_tensors
-        query_, keys_, vector, grad = _upcast(query, keys, score_vector, grad_scores)
-        derivative_sums, feature_sums = _compiled(_fused_sums_over_source)(query_, keys_, grad)
-        vector = vector[None, :, None, :]
-        grad_query = (vector * derivative_sums).to(query.dtype)
-        grad_keys = (vector * _compiled(_fused_sum_over_target)(query_, keys_, grad)).to(keys.dtype)
-        grad_vector = feature_sums.sum((0, 2)).to(score_vector.dtype)
-        return grad_query, grad_keys, grad_vector
-
-
-def _upcast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    # The kernels compute in float32 at least; casting the small inputs here, outside them, matters: with bfloat16
-    # inputs inductor stored the 5-D intermediate of the backward kernels (54 ms instead of 8 ms).
-    dtype = torch.promote_types(tensors[0].dtype, torch.float32)
-    return tuple(tensor.to(dtype) for tensor in tensors)
 
 
 def additive_scores(
@@ -143,7 +48,8 @@ def additive_scores(
     The intermediate tanh(q_i + k_j) has `batch * heads * tgt_len * src_len * head_dim` elements. The eager path bounds
     memory by scoring the target positions in chunks of at most `chunk_size` such elements; when there is more than
     one chunk, each chunk is checkpointed so that backward recomputes it instead of keeping every chunk alive. The
-    compiled path (`FusedAdditiveScores`) never stores the intermediate at all, so it needs no chunks.
+    compiled path (`fused_additive_attention.FusedAdditiveScores`) never stores the intermediate at all, so it needs
+    no chunks.
 
     Args:
         query: [batch, heads, tgt_len, head_dim], the projected decoder states W_a s_i.
@@ -156,7 +62,7 @@ def additive_scores(
         scores: [batch, heads, tgt_len, src_len].
     """
     if compiled:
-        return FusedAdditiveScores.apply(query, keys, score_vector)
+        return fused_additive_scores(query, keys, score_vector)
     batch, heads, tgt_len, head_dim = query.shape
     src_len = keys.shape[-2]
     positions_per_chunk = max(1, chunk_size // max(1, batch * heads * src_len * head_dim))
@@ -172,13 +78,28 @@ def additive_scores(
     return torch.cat(chunks, dim=2)
 
 
+def dot_product_scores(query: torch.Tensor, keys: torch.Tensor, scaling: float = 1.0) -> torch.Tensor:
+    """The scores e_ij = scaling * q_i.k_j of `"scaled_dot"` (scaling 1 / sqrt(head_dim)), `"dot"` and `"general"`
+    (whose keys already hold W_a k, see `MultiHeadCrossAttention.project_memory`).
+
+    Args:
+        query: [batch, heads, tgt_len, head_dim].
+        keys: [batch, heads, src_len, head_dim].
+        scaling: the factor on every score.
+
+    Returns:
+        scores: [batch, heads, tgt_len, src_len].
+    """
+    return torch.matmul(query, keys.transpose(-1, -2)) * scaling
+
+
 class MultiHeadCrossAttention(nn.Module):
     """Multi-head attention of decoder queries over encoder keys/values, with a swappable alignment function.
 
     `config._attn_implementation` picks how dot-product scores are computed: `"sdpa"` runs
     `torch.nn.functional.scaled_dot_product_attention` (no weights returned), `"eager"` computes the weights
     explicitly. Whenever weights are requested (`output_attentions=True`) the eager path runs, whatever the setting.
-    The additive (`"bahdanau"`) score has no SDPA form and always runs its own chunked kernel.
+    The additive (`"bahdanau"`) score has no SDPA form and always runs `additive_scores`.
     """
 
     def __init__(self, config: Seq2SeqAttentionConfig):
@@ -225,6 +146,26 @@ class MultiHeadCrossAttention(nn.Module):
         values = self._split_heads(self.v_proj(encoder_hidden_states))
         return keys, values
 
+    def alignment_scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """e_ij of this layer's alignment function, for every head.
+
+        Args:
+            query: [batch, heads, tgt_len, head_dim], the projected decoder states.
+            keys: [batch, heads, src_len, head_dim], from `project_memory`.
+
+        Returns:
+            scores: [batch, heads, tgt_len, src_len].
+        """
+        if self.attention_type == "bahdanau":
+            return additive_scores(
+                query,
+                keys,
+                self.score_vector,
+                self.config.attention_chunk_size,
+                compiled=self.config.compile_additive_attention,
+            )
+        return dot_product_scores(query, keys, self.scaling)
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -251,38 +192,27 @@ class MultiHeadCrossAttention(nn.Module):
         has_source = encoder_attention_mask.any(dim=-1)
         # An all-padding source would make every score -inf and the softmax NaN: let it attend anywhere, then zero it.
         key_mask = (encoder_attention_mask | ~has_source[:, None])[:, None, None, :]
+        source_present = has_source[:, None, None, None]
         dropout = self.attention_dropout if self.training else 0.0
 
-        use_sdpa = (
-            not output_attentions and self.attention_type != "bahdanau" and self.config._attn_implementation == "sdpa"
-        )
-        if use_sdpa:
+        # SDPA returns no weights and has no additive form: everything else takes the eager path.
+        if not output_attentions and self.attention_type != "bahdanau" and self.config._attn_implementation == "sdpa":
             context = F.scaled_dot_product_attention(
                 query, keys, values, attn_mask=key_mask, dropout_p=dropout, scale=self.scaling
             )
+            context = context * source_present.to(context.dtype)
             weights = None
         else:
-            if self.attention_type == "bahdanau":
-                scores = additive_scores(
-                    query,
-                    keys,
-                    self.score_vector,
-                    self.config.attention_chunk_size,
-                    compiled=self.config.compile_additive_attention,
-                )
-            else:
-                scores = torch.matmul(query, keys.transpose(-1, -2)) * self.scaling
+            scores = self.alignment_scores(query, keys)
             scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
             weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-            weights = weights * has_source[:, None, None, None].to(weights.dtype)
+            weights = weights * source_present.to(weights.dtype)
             # As in transformers' eager attention: the returned weights are the ones used (after dropout).
             weights = F.dropout(weights, p=dropout, training=self.training)
             context = torch.matmul(weights, values)
             weights = weights if output_attentions else None
-        if use_sdpa:
-            context = context * has_source[:, None, None, None].to(context.dtype)
         context = context.transpose(1, 2).reshape(batch, tgt_len, -1)
         return self.o_proj(context), weights
 
 
-__all__ = ["FusedAdditiveScores", "MultiHeadCrossAttention", "additive_scores"]
+__all__ = ["MultiHeadCrossAttention", "additive_scores", "dot_product_scores"]

@@ -1,0 +1,129 @@
+"""Bahdanau's additive scores e_ij = sum_d v_d tanh(q_id + k_jd) as fused compiled kernels, the path of
+`compile_additive_attention=True` (`attention.additive_scores` calls it).
+
+The intermediate tanh(q_i + k_j) has `batch * heads * tgt_len * src_len * head_dim` elements. `fused_additive_scores`
+(`FusedAdditiveScores`) never stores it: `torch.compile`d kernels each reduce over the
+[batch, heads, tgt_len, src_len, head_dim] space of t = tanh(q_i + k_j), computed in registers. Forward gives the
+scores; backward recomputes t instead of keeping it, in one kernel per reduction axis.
+"""
+
+import torch
+
+# tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh is 1 to float32 precision), fitted by weighted least squares
+# on the relative error (Lawson iterations, float64); its error against float64 tanh is below 1e-6 (tests check it).
+# Inductor turns it into a few vector FMAs and one division, which is cheaper inside the kernels than torch.tanh.
+_TANH_NUMERATOR = (1.338030325e-01, 3.494741219e-03, 2.059579525e-05, 1.333764332e-08)
+_TANH_DENOMINATOR = (4.671362067e-01, 2.587372712e-02, 3.284276252e-04, 7.769291825e-07)
+
+
+def rational_tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) to float32 precision as a rational function, odd and exactly 0 at 0.
+
+    Args:
+        x: any shape.
+
+    Returns:
+        tanh(x): the shape of `x`.
+    """
+    x = x.clamp(-9.0, 9.0)
+    squared = x * x
+    numerator, denominator = _TANH_NUMERATOR[-1], _TANH_DENOMINATOR[-1]
+    for p, q in zip(_TANH_NUMERATOR[-2::-1], _TANH_DENOMINATOR[-2::-1], strict=True):
+        numerator = numerator * squared + p
+        denominator = denominator * squared + q
+    return x * (numerator * squared + 1.0) / (denominator * squared + 1.0)
+
+
+# The kernels below take, in float32 or float64: query [batch, heads, tgt, head_dim], keys [batch, heads, src,
+# head_dim], score_vector [heads, head_dim], grad (of the scores) [batch, heads, tgt, src].
+
+
+def _features(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """t_ijd = tanh(q_id + k_jd): [batch, heads, tgt, src, head_dim] (kept in registers once compiled)."""
+    return rational_tanh(query.unsqueeze(-2) + keys.unsqueeze(-3))
+
+
+def _fused_scores(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
+    """sum_d v_d t_ijd: [batch, heads, tgt, src]."""
+    return (_features(query, keys) * score_vector[None, :, None, None, :]).sum(-1)
+
+
+def _fused_sums_over_source(
+    query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sum_j g_ij (1 - t_ijd^2) and sum_j g_ij t_ijd: each [batch, heads, tgt, head_dim]."""
+    features = _features(query, keys)
+    grad = grad.unsqueeze(-1)
+    return (grad * (1 - features * features)).sum(3), (grad * features).sum(3)
+
+
+def _fused_sum_over_target(query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """sum_i g_ij (1 - t_ijd^2): [batch, heads, src, head_dim]."""
+    features = _features(query, keys)
+    return (grad.unsqueeze(-1) * (1 - features * features)).sum(2)
+
+
+_compiled_kernels: dict = {}
+
+
+def _compiled(kernel):
+    """`kernel` through `torch.compile`, once per process, with dynamic shapes so that length-grouped batches of every
+    size reuse it."""
+    if kernel not in _compiled_kernels:
+        # Inductor stores an expensive pointwise result read by two reductions; these thresholds make it recompute t.
+        options = {"realize_opcount_threshold": 1000, "realize_reads_threshold": 1000}
+        _compiled_kernels[kernel] = torch.compile(kernel, dynamic=True, options=options)
+    return _compiled_kernels[kernel]
+
+
+def _upcast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    # Cast outside the kernels: with bfloat16 inputs inductor stored the 5-D intermediate of the backward kernels.
+    dtype = torch.promote_types(tensors[0].dtype, torch.float32)
+    return tuple(tensor.to(dtype) for tensor in tensors)
+
+
+class FusedAdditiveScores(torch.autograd.Function):
+    """Additive scores with a hand-written backward over compiled kernels: no 5-D tensor is ever stored.
+
+    With t_ijd = tanh(q_id + k_jd) and upstream gradient g_ij:
+        dq_id = v_d sum_j g_ij (1 - t_ijd^2),   dk_jd = v_d sum_i g_ij (1 - t_ijd^2),   dv_d = sum_ijb g_ij t_ijd.
+    The kernels compute in float32 at least; results and gradients come back in each input's dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
+        """query: [batch, heads, tgt_len, head_dim], keys: [batch, heads, src_len, head_dim], score_vector: [heads,
+        head_dim]; returns the scores [batch, heads, tgt_len, src_len]."""
+        ctx.save_for_backward(query, keys, score_vector)
+        query_, keys_, vector = _upcast(query, keys, score_vector)
+        return _compiled(_fused_scores)(query_, keys_, vector).to(query.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_scores: torch.Tensor):
+        """grad_scores: [batch, heads, tgt_len, src_len]; returns the gradients of query, keys and score_vector."""
+        query, keys, score_vector = ctx.saved_tensors
+        query_, keys_, vector, grad = _upcast(query, keys, score_vector, grad_scores)
+        derivative_sums, feature_sums = _compiled(_fused_sums_over_source)(query_, keys_, grad)
+        vector = vector[None, :, None, :]
+        grad_query = (vector * derivative_sums).to(query.dtype)
+        grad_keys = (vector * _compiled(_fused_sum_over_target)(query_, keys_, grad)).to(keys.dtype)
+        grad_vector = feature_sums.sum((0, 2)).to(score_vector.dtype)
+        return grad_query, grad_keys, grad_vector
+
+
+def fused_additive_scores(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
+    """Additive scores through `FusedAdditiveScores` (the first call compiles; CPUs need a C++ compiler).
+
+    Args:
+        query: [batch, heads, tgt_len, head_dim].
+        keys: [batch, heads, src_len, head_dim].
+        score_vector: [heads, head_dim].
+
+    Returns:
+        scores: [batch, heads, tgt_len, src_len], in `query`'s dtype.
+    """
+    return FusedAdditiveScores.apply(query, keys, score_vector)
+
+
+__all__ = ["FusedAdditiveScores", "fused_additive_scores", "rational_tanh"]
