@@ -1,19 +1,23 @@
-"""Command lines over YAML presets: `--config FILE.yaml` supplies defaults, any `--key value` after it overrides them.
+"""Command lines over YAML presets, and the scripts' logging set-up.
 
-The parsing itself is `transformers.HfArgumentParser` over dataclasses (e.g. `Seq2SeqTrainingArguments`); the YAML
-file is turned into the same `--key value` arguments, placed before the command line so that later values win.
+`--config BASE.yaml [OVERRIDES.yaml ...]` supplies defaults: the files are merged in order (a later file's key wins)
+and any `--key value` on the command line overrides them all. The parsing itself is `transformers.HfArgumentParser`
+over dataclasses (e.g. `Seq2SeqTrainingArguments`); the merged presets are turned into the same `--key value`
+arguments, placed before the command line so that its values win.
 """
 
+import logging
+import os
 import sys
 from pathlib import Path
 
+import datasets
+import transformers
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
 
-def yaml_to_arguments(path: str | Path) -> list[str]:
-    """`key: value` pairs of a YAML mapping as command-line arguments; lists become several values."""
-    path = Path(path)
+def _read_mapping(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"--config {path}: no such file")
     values = yaml.safe_load(path.read_text()) or {}
@@ -21,6 +25,15 @@ def yaml_to_arguments(path: str | Path) -> list[str]:
         raise ValueError(
             f"--config {path}: expected a mapping of argument names to values, got {type(values).__name__}"
         )
+    return values
+
+
+def yaml_to_arguments(*paths: str | Path) -> list[str]:
+    """The `key: value` pairs of the YAML mappings `paths`, merged in order (a later file's key wins), as
+    command-line arguments; lists become several values."""
+    values = {}
+    for path in paths:
+        values.update(_read_mapping(Path(path)))
     arguments = []
     for key, value in values.items():
         items = value if isinstance(value, list) else [value]
@@ -29,15 +42,42 @@ def yaml_to_arguments(path: str | Path) -> list[str]:
 
 
 def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
-    """Parse `argv` (default: `sys.argv[1:]`) into instances of `dataclass_types`, honouring `--config FILE`."""
+    """Parse `argv` (default: `sys.argv[1:]`) into instances of `dataclass_types`, honouring `--config FILE [FILE ...]`
+    anywhere in it."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" in argv:
-        index = argv.index("--config")
-        if index + 1 >= len(argv):
-            raise ValueError("--config needs a YAML file path")
-        config_arguments = yaml_to_arguments(argv[index + 1])
-        argv = config_arguments + argv[:index] + argv[index + 2 :]
+        start = argv.index("--config") + 1
+        end = start
+        while end < len(argv) and not argv[end].startswith("-"):
+            end += 1
+        if end == start:
+            raise ValueError("--config needs one or more YAML file paths")
+        if "--config" in argv[end:]:
+            raise ValueError("--config is given twice: name every preset after one --config (--config a.yaml b.yaml)")
+        argv = yaml_to_arguments(*argv[start:end]) + argv[: start - 1] + argv[end:]
     return HfArgumentParser(dataclass_types).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
 
 
-__all__ = ["parse_arguments", "yaml_to_arguments"]
+def setup_logging(training_args: TrainingArguments | None = None) -> int:
+    """Log to stderr with timestamps, and set this process's level on the `hf_attention`, transformers and datasets
+    loggers: `training_args.get_process_log_level()` (`--log_level` on the main process, by default transformers'
+    verbosity; `--log_level_replica` on the others), or without `training_args` INFO on the main process and WARNING
+    on the others. Returns that level."""
+    if training_args is None:
+        # Rank from the launcher's environment: asking Accelerate now would fix its state before the run chooses it.
+        is_main_process = os.environ.get("RANK", "0") == "0"
+        level = logging.INFO if is_main_process else logging.WARNING
+    else:
+        is_main_process = training_args.should_log
+        level = training_args.get_process_log_level()
+    # Other libraries' loggers (torch.distributed's, for one) stay at INFO on the main process only.
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO if is_main_process else level
+    )
+    logging.getLogger("hf_attention").setLevel(level)
+    transformers.utils.logging.set_verbosity(level)
+    datasets.utils.logging.set_verbosity(level)
+    return level
+
+
+__all__ = ["parse_arguments", "setup_logging", "yaml_to_arguments"]

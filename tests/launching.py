@@ -11,7 +11,7 @@ OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 # A few steps of a tiny model on the reversal task: seconds, not minutes.
 TINY = [
-    "--config", str(REPO_ROOT / "configs" / "reversal.yaml"),
+    "--config", str(REPO_ROOT / "configs" / "base.yaml"), str(REPO_ROOT / "configs" / "reversal.yaml"),
     "--synthetic_size", "256", "--validation_size", "16", "--test_size", "12",
     "--hidden_size", "32", "--max_steps", "6", "--per_device_train_batch_size", "16",
     "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3",

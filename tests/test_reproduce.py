@@ -9,7 +9,7 @@ from launching import OFFLINE, REPO_ROOT, run, script
 # configs/reproduce_long.yaml made small: sequences of 4 to 20 letters, 600 steps of 32, 2 heads. The fixed-context
 # model must carry up to 20 letters through one 128-wide state; attention reads them back one at a time.
 REDUCED = [
-    "--config", str(REPO_ROOT / "configs" / "reproduce_long.yaml"),
+    "--config", str(REPO_ROOT / "configs" / "base.yaml"), str(REPO_ROOT / "configs" / "reproduce_long.yaml"),
     "--attention_types", "none", "bahdanau",
     "--synthetic_size", "8000", "--synthetic_min_length", "4", "--synthetic_max_length", "20",
     "--validation_size", "16", "--test_size", "200", "--bucket_edges", "4", "11",
