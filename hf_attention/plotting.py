@@ -1,5 +1,6 @@
-"""Attention heatmaps in the manner of Figure 3 of Bahdanau et al. 2015: source words on the x axis, generated target
-words on the y axis, the weight a_ij as the brightness of cell (i, j)."""
+"""The package's figures, in the manner of Bahdanau et al. 2015: attention heatmaps (their Figure 3: source words on
+the x axis, generated target words on the y axis, the weight a_ij as the brightness of cell (i, j)) and scores
+against source length (their Figure 2)."""
 
 from pathlib import Path
 
@@ -79,4 +80,42 @@ def save_figure(figure, path: str | Path, dpi: int) -> Path:
     return path
 
 
-__all__ = ["plot_attention", "save_figure"]
+METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", "exact_match": "exact match", "alignment": "alignment accuracy"}
+
+
+def plot_by_length(
+    series: dict[str, list[dict]], metric: str, path: str | Path, title: str | None = None, ylabel: str | None = None
+) -> Path:
+    """A line per model of `metric` against the length buckets (as Figure 2 of Bahdanau et al. 2015).
+
+    Args:
+        series: model name -> rows with `bucket`, `count` and `metric` keys (e.g. from `scores_by_length`), the
+            same buckets in the same order for every model.
+        metric: the key to plot, e.g. "bleu" or "exact_match".
+        path: the image to write.
+    """
+    if not series:
+        raise ValueError("nothing to plot: no models")
+    labels = [[row["bucket"] for row in rows] for rows in series.values()]
+    if any(model_labels != labels[0] for model_labels in labels):
+        raise ValueError(f"the models have different buckets: {labels}")
+    first = next(iter(series.values()))
+    ticks = [f"{row['bucket']}\n(n={row['count']})" for row in first]
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.0, 4.0))
+    markers = "osD^v<>"
+    for index, (name, rows) in enumerate(series.items()):
+        values = [float("nan") if row[metric] is None else row[metric] for row in rows]
+        axis.plot(range(len(rows)), values, marker=markers[index % len(markers)], label=name)
+    axis.set_xticks(range(len(ticks)), ticks)
+    axis.set_xlabel("source length (words)")
+    axis.set_ylabel(ylabel or METRIC_NAMES.get(metric, metric))
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    if title:
+        axis.set_title(title, fontsize=10)
+    return save_figure(figure, path, dpi=100)
+
+
+__all__ = ["METRIC_NAMES", "plot_attention", "plot_by_length", "save_figure"]

@@ -3,11 +3,17 @@ tokenizer whose special-token ids match `Seq2SeqAttentionConfig`'s defaults (pad
 
 Words are marked with a leading "▁" (Metaspace), so decoding restores the spacing of the input exactly. Every
 encoded sequence ends in `</s>`; the decoder's start token `<s>` is prepended by the model when it shifts the labels.
+
+`tokenize_translations` turns a corpus into model inputs with batched `Dataset.map`; its cache fingerprint includes
+the tokenizer's full state, the direction, the length limits and the split, so no run reuses token ids that another
+setting produced.
 """
 
 from collections.abc import Iterable
 from pathlib import Path
 
+from datasets import DatasetDict
+from datasets.fingerprint import Hasher
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from transformers.utils import cached_file
@@ -94,3 +100,62 @@ def load_tokenizer(path_or_id: str | Path, **kwargs):
                 "tokenizer again with save_pretrained, or copy the checkpoint's tokenizer.json again"
             ) from error
         raise
+
+
+def tokenize_translations(
+    corpus: DatasetDict,
+    tokenizer,
+    src_lang: str,
+    tgt_lang: str,
+    max_source_length: int,
+    max_target_length: int,
+    num_proc: int | None = None,
+) -> DatasetDict:
+    """`input_ids`, `attention_mask` and `labels` for every split (batched `map`), keeping the text columns' order.
+
+    Training pairs longer than the limits are dropped (truncating them would teach the model to stop mid-sentence);
+    validation and test sources are truncated instead, so that every held-out sentence is scored, and their labels
+    are kept whole (they are the references).
+    """
+    # Everything the ids depend on: a cached split built under other settings (e.g. the other direction) is not reused.
+    settings = {
+        "tokenizer_class": type(tokenizer).__qualname__,
+        "tokenizer": tokenizer.backend_tokenizer.to_str(),
+        "special_tokens": tokenizer.special_tokens_map,
+        "src_lang": src_lang,
+        "tgt_lang": tgt_lang,
+        "max_source_length": max_source_length,
+        "max_target_length": max_target_length,
+    }
+
+    def encode(batch, truncate: bool):
+        sources = [pair[src_lang] for pair in batch["translation"]]
+        targets = [pair[tgt_lang] for pair in batch["translation"]]
+        inputs = tokenizer(sources, max_length=max_source_length if truncate else None, truncation=truncate)
+        inputs["labels"] = tokenizer(text_target=targets)["input_ids"]
+        return inputs
+
+    encoded = {}
+    for name, split in corpus.items():
+        truncate = name != "train"
+        fingerprint = Hasher.hash((split._fingerprint, settings, name, truncate))
+        split = split.map(
+            encode,
+            batched=True,
+            fn_kwargs={"truncate": truncate},
+            num_proc=num_proc,
+            new_fingerprint=fingerprint,
+            desc=f"Tokenizing {name}",
+        )
+        if not truncate:
+            split = split.filter(
+                lambda batch: [
+                    len(source) <= max_source_length and len(target) <= max_target_length
+                    for source, target in zip(batch["input_ids"], batch["labels"], strict=True)
+                ],
+                batched=True,
+                new_fingerprint=Hasher.hash((fingerprint, "filter")),
+                desc=f"Dropping {name} pairs over {max_source_length}/{max_target_length} tokens",
+            )
+        encoded[name] = split
+    return DatasetDict(encoded)

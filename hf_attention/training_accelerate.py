@@ -1,10 +1,11 @@
 """Training with a plain Accelerate loop: the code behind `scripts/train_accelerate.py`.
 
-The arguments, presets, corpus, tokenizer and model are those of the Trainer script (`training.py`); the loop is
-Accelerate's own: `prepare`, `accumulate`, `backward`, `clip_grad_norm_`, `gather_for_metrics`, `save_state` and
-`load_state`. It is written so that the launch does not change the model: n processes with per-process batch B/n
-take the same steps as one process with batch B (same batches, same token-averaged loss, same learning rate), and a
-run resumed from a checkpoint ends exactly where an uninterrupted one does.
+The arguments, presets, corpus, tokenizer and model (`arguments`, `loading`), batching, checkpoint folders and
+evaluation are those the Trainer script (`training_trainer`) uses; the loop is Accelerate's own: `prepare`,
+`accumulate`, `backward`, `clip_grad_norm_`, `gather_for_metrics`, `save_state` and `load_state`. It is written so
+that the launch does not change the model: n processes with per-process batch B/n take the same steps as one process
+with batch B (same batches, same token-averaged loss, same learning rate), and a run resumed from a checkpoint ends
+exactly where an uninterrupted one does.
 
 Trainer settings this loop does not implement are refused or named in a warning (`_check_supported`); it keeps the
 last weights rather than the best ones.
@@ -14,9 +15,7 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,76 +24,18 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, set_seed, tqdm
 from huggingface_hub import get_token
-from torch.utils.data import DataLoader
 from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainingArguments, get_scheduler
 
+from .arguments import DataArguments, ModelArguments, check_report_to, resolve_cpu_precision
+from .batching import build_eval_dataloader, build_train_dataloader, data_seed
+from .checkpoints import TrainingProgress, remove_partial_checkpoints, save_checkpoint
+from .evaluation import evaluate_generation, evaluate_test_split
 from .hub import check_repo_id, push_checkpoint
+from .loading import load_data_and_model
 from .metrics import load_translation_metric
-from .training import (
-    SECRET_NAME,
-    DataArguments,
-    ModelArguments,
-    ShuffledLengthGroupedSampler,
-    _check_report_to,
-    evaluate_test_split,
-    generated_lengths,
-    load_data_and_model,
-    pair_lengths,
-    resolve_cpu_precision,
-    write_run_record,
-)
+from .run_record import SECRET_NAME, write_run_record
 
 logger = get_logger(__name__)
-
-
-PROGRESS_NAME = "training_progress.json"
-
-
-@dataclass
-class TrainingProgress:
-    """The loop's position, saved as JSON in each checkpoint beside the model, optimizer, scheduler and RNG states.
-
-    Not through `Accelerator.register_for_checkpointing`: `load_state` reads registered objects back with
-    `torch.load(weights_only=False)`, so a crafted checkpoint would run code on resume.
-    """
-
-    completed_steps: int = 0
-
-    def save(self, checkpoint: Path) -> None:
-        (checkpoint / PROGRESS_NAME).write_text(json.dumps({"completed_steps": self.completed_steps}))
-
-    @classmethod
-    def load(cls, checkpoint: str | Path) -> "TrainingProgress":
-        """The position saved in `checkpoint`; `ValueError` for anything but a complete checkpoint of this loop."""
-        checkpoint = Path(checkpoint)
-        if not checkpoint.is_dir():
-            raise ValueError(f"--resume_from_checkpoint {checkpoint}: no such folder")
-        if checkpoint.name.endswith(".partial"):
-            raise ValueError(
-                f"--resume_from_checkpoint {checkpoint}: an unfinished checkpoint (a run stopped while writing it); "
-                "resume from a checkpoint-N folder"
-            )
-        # Files `load_state` would unpickle with `weights_only=False`: refused rather than loaded.
-        pickles = sorted(path.name for path in checkpoint.glob("custom_checkpoint_*.pkl"))
-        if pickles:
-            raise ValueError(
-                f"--resume_from_checkpoint {checkpoint}: {', '.join(pickles)} not loaded (unpickling a file can run "
-                f"code); this loop reads its position from {PROGRESS_NAME} only. Remove the file(s) from the folder "
-                "if it is a checkpoint of this loop"
-            )
-        path = checkpoint / PROGRESS_NAME
-        if not path.is_file():
-            raise ValueError(
-                f"--resume_from_checkpoint {checkpoint}: no {PROGRESS_NAME}; give a checkpoint-N folder written by "
-                "scripts/train_accelerate.py"
-            )
-        try:
-            steps = json.loads(path.read_text())["completed_steps"]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f'{path}: expected {{"completed_steps": N}}, could not read it ({error})') from None
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"{path}: completed_steps must be a non-negative integer, got {steps!r}")
-        return cls(completed_steps=steps)
 
 
 def _check_supported(training_args: Seq2SeqTrainingArguments) -> None:
@@ -125,7 +66,7 @@ def _mixed_precision(training_args: Seq2SeqTrainingArguments) -> str:
 
 def build_accelerator(training_args: Seq2SeqTrainingArguments) -> Accelerator:
     """The `Accelerator` of a run; refuses a launch whose processes would each train alone."""
-    _check_report_to(training_args)
+    check_report_to(training_args)
     accelerator = Accelerator(
         cpu=training_args.use_cpu,
         mixed_precision=_mixed_precision(training_args),
@@ -134,7 +75,7 @@ def build_accelerator(training_args: Seq2SeqTrainingArguments) -> Accelerator:
         gradient_accumulation_plugin=GradientAccumulationPlugin(
             num_steps=training_args.gradient_accumulation_steps, sync_with_dataloader=False
         ),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=_data_seed(training_args)),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=data_seed(training_args)),
         log_with="tensorboard" if "tensorboard" in training_args.report_to else None,
         project_dir=training_args.output_dir,
     )
@@ -153,39 +94,6 @@ def build_accelerator(training_args: Seq2SeqTrainingArguments) -> Accelerator:
         accelerator.mixed_precision,
     )
     return accelerator
-
-
-def _data_seed(training_args: Seq2SeqTrainingArguments) -> int:
-    return training_args.data_seed if training_args.data_seed is not None else training_args.seed
-
-
-def build_train_dataloader(train_dataset, collator, training_args, num_processes: int) -> DataLoader:
-    """Batches of `per_device_train_batch_size`, their order a function of the seed and the epoch only."""
-    seed = _data_seed(training_args)
-    if training_args.train_sampling_strategy == "group_by_length":
-        # Grouped by the global batch, which `prepare` deals out to the processes one per-process batch each.
-        global_batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-        sampler = ShuffledLengthGroupedSampler(pair_lengths(train_dataset), global_batch * num_processes, seed=seed)
-        shuffle = None
-    else:
-        sampler, shuffle = None, True  # Accelerate's seedable sampler (see `build_accelerator`)
-    return DataLoader(
-        train_dataset,
-        batch_size=training_args.per_device_train_batch_size,
-        sampler=sampler,
-        shuffle=shuffle,
-        collate_fn=collator,
-        num_workers=training_args.dataloader_num_workers,
-        # Its own generator: creating an iterator then draws nothing from the global RNG, whose state (dropout)
-        # is what `save_state` restores on resume.
-        generator=torch.Generator().manual_seed(seed),
-    )
-
-
-def build_eval_dataloader(eval_dataset, collator, batch_size: int) -> DataLoader:
-    """Validation batches, longest sources first: little padding, and running out of memory happens at once."""
-    order = sorted(range(len(eval_dataset)), key=lambda index: -len(eval_dataset[index]["input_ids"]))
-    return DataLoader(eval_dataset.select(order), batch_size=batch_size, collate_fn=collator)
 
 
 def build_optimizer(model: torch.nn.Module, training_args: Seq2SeqTrainingArguments) -> torch.optim.AdamW:
@@ -222,70 +130,6 @@ def batch_windows(accelerator: Accelerator, dataloader, window: int, skip: int =
                 yield epoch, batches
                 batches = []
         epoch, skip = epoch + 1, 0
-
-
-def evaluate_generation(accelerator: Accelerator, model, dataloader, tokenizer, metric) -> dict[str, float]:
-    """Validation BLEU / chrF of `generate` (the model's generation config) over every process's share.
-
-    `gather_for_metrics` drops the samples Accelerate repeats to give every process as many batches, so each
-    validation pair counts once whatever the number of processes.
-    """
-    model.eval()
-    generator = accelerator.unwrap_model(model)
-    hypotheses, references, lengths = [], [], []
-    for batch in dataloader:
-        with torch.no_grad():
-            generated = generator.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
-        labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
-        generated, labels = accelerator.gather_for_metrics((generated, labels))
-        hypotheses += tokenizer.batch_decode(generated, skip_special_tokens=True)
-        labels = labels.masked_fill(labels < 0, tokenizer.pad_token_id)
-        references += tokenizer.batch_decode(labels, skip_special_tokens=True)
-        config = generator.generation_config
-        lengths += generated_lengths(
-            generated, tokenizer.pad_token_id, config.decoder_start_token_id, config.eos_token_id
-        ).tolist()
-    model.train()
-    scores = metric.compute(predictions=hypotheses, references=[[reference] for reference in references])
-    return {
-        "eval_bleu": scores["bleu"],
-        "eval_chrf": scores["chrf"],
-        "eval_gen_len": sum(lengths) / max(len(lengths), 1),
-        "eval_samples": len(hypotheses),
-    }
-
-
-def save_checkpoint(accelerator: Accelerator, model, tokenizer, output_dir: Path, step: int, total_limit) -> Path:
-    """`save_state` into `checkpoint-{step}`, with the config and tokenizer a resume rebuilds the model from.
-
-    The state is written under a `.partial` name and renamed once every process has written its part, so a folder
-    named `checkpoint-N` is always complete. Only the newest `total_limit` checkpoints are kept.
-    """
-    final, partial = output_dir / f"checkpoint-{step}", output_dir / f"checkpoint-{step}.partial"
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        TrainingProgress(completed_steps=step).save(partial)
-        accelerator.unwrap_model(model).config.save_pretrained(partial)
-        tokenizer.save_pretrained(partial)
-        shutil.rmtree(final, ignore_errors=True)
-        partial.rename(final)
-        if total_limit:
-            checkpoints = sorted(output_dir.glob("checkpoint-*[0-9]"), key=lambda path: int(path.name.split("-")[1]))
-            for stale in checkpoints[:-total_limit]:
-                shutil.rmtree(stale)
-    accelerator.wait_for_everyone()
-    return final
-
-
-def remove_partial_checkpoints(output_dir: Path) -> list[Path]:
-    """Delete the `checkpoint-N.partial` folders a run stopped while saving left behind; returns them."""
-    stale = sorted(path for path in output_dir.glob("checkpoint-*.partial") if path.is_dir())
-    for path in stale:
-        logger.warning("removing %s, an unfinished checkpoint of an earlier run", path)
-        shutil.rmtree(path)
-    return stale
 
 
 def truncate_log_history(path: Path, first_step: int) -> int:
@@ -496,4 +340,4 @@ def run_accelerate_training(
     return metrics
 
 
-__all__ = ["TrainingProgress", "run_accelerate_training"]
+__all__ = ["build_accelerator", "build_optimizer", "run_accelerate_training"]

@@ -1,34 +1,27 @@
 """Train (or fine-tune) a translation model with the Hugging Face Seq2SeqTrainer, evaluate it, save it.
 
-    python scripts/train.py --config configs/demo.yaml [--attention_type scaled_dot] [--max_steps 500] [...]
-    python scripts/train.py --config configs/demo.yaml --init_from outputs/demo --output_dir outputs/finetuned
-    python scripts/train.py --config configs/demo.yaml --resume_from_checkpoint true  # newest complete checkpoint-N
+    python scripts/train.py --config configs/base.yaml [--attention_type scaled_dot] [--max_steps 500] [...]
+    python scripts/train.py --config configs/base.yaml configs/reversal.yaml  # a preset: overrides after the base
+    python scripts/train.py --config configs/base.yaml --init_from outputs/demo --output_dir outputs/finetuned
+    python scripts/train.py --config configs/base.yaml --resume_from_checkpoint true  # newest complete checkpoint-N
 
-Any field of ModelArguments, DataArguments (hf_attention/training.py) or Seq2SeqTrainingArguments can be set in the
-YAML file or on the command line; the command line wins. The output folder is a complete checkpoint (see README).
+Any field of ModelArguments, DataArguments (hf_attention/arguments.py) or Seq2SeqTrainingArguments can be set in the
+YAML files (a later one wins) or on the command line, which wins. The output folder is a complete checkpoint (README).
 `--resume_from_checkpoint` takes a checkpoint folder, a run folder or `true` (the output folder): a folder holding
 checkpoints resumes from the newest complete one, skipping one whose save was interrupted. `--push_to_hub` uploads
 the output folder's shareable files, never a pickle (`training_args.bin` holds the Hub token).
 """
 
-import logging
-
-import datasets
-import transformers
 from transformers import Seq2SeqTrainingArguments
 
-from hf_attention.cli import parse_arguments
-from hf_attention.training import DataArguments, ModelArguments, run_training
+from hf_attention.arguments import DataArguments, ModelArguments
+from hf_attention.cli import parse_arguments, setup_logging
+from hf_attention.training_trainer import run_training
 
 
 def main():
     model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, Seq2SeqTrainingArguments))
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    # Only the main process talks at INFO; the others follow `--log_level_replica` (warning by default).
-    log_level = training_args.get_process_log_level()
-    logging.getLogger("hf_attention").setLevel(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
+    setup_logging(training_args)
     run_training(model_args, data_args, training_args)
 
 

@@ -7,8 +7,10 @@ import pytest
 from launching import TINY
 from transformers import Seq2SeqTrainingArguments
 
+from hf_attention.arguments import DataArguments, ModelArguments
+from hf_attention.checkpoints import resolve_resume_checkpoint
 from hf_attention.cli import parse_arguments
-from hf_attention.training import DataArguments, ModelArguments, resolve_resume_checkpoint, run_training
+from hf_attention.training_trainer import run_training
 
 
 def make_checkpoint(folder: Path, complete: bool = True) -> Path:

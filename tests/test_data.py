@@ -2,20 +2,16 @@ import json
 import re
 
 import pytest
-from transformers import AutoTokenizer
+from corpus_files import write_folder_corpus
 
 from hf_attention.data import (
-    SPLITS,
     load_translation_corpus,
     number_pairs,
     parse_ding_line,
     read_ding_corpus,
     reversal_pairs,
     split_pairs,
-    tokenize_translations,
 )
-from hf_attention.tokenization import train_tokenizer
-from hf_attention.training import DataArguments, load_corpus
 
 # Hand-written lines in the trans-de-en format (not taken from the corpus).
 DING_LINES = [
@@ -107,99 +103,6 @@ def test_local_folder_keeps_its_splits_and_bad_sources_fail_clearly(tmp_path, mo
         load_translation_corpus("wmt/wmt14:de-en")
 
 
-def test_tokenize_translations_cache_follows_the_tokenizer():
-    corpus = load_translation_corpus("reversal", "src", "tgt", validation_size=4, test_size=4, synthetic_size=64)
-    texts = [text for row in corpus["train"]["translation"] for text in row.values()]
-    small, large = train_tokenizer(texts, vocab_size=30), train_tokenizer(texts, vocab_size=60)
-    first = tokenize_translations(corpus, small, "src", "tgt", 64, 64)
-    second = tokenize_translations(corpus, large, "src", "tgt", 64, 64)
-    assert first["train"]._fingerprint != second["train"]._fingerprint
-    assert first["train"][0]["input_ids"] == small(corpus["train"][0]["translation"]["src"])["input_ids"]
-    assert second["train"][0]["input_ids"] == large(corpus["train"][0]["translation"]["src"])["input_ids"]
-    assert first["train"][0]["labels"][-1] == small.eos_token_id
-    # Length limits: training pairs over the limit are dropped, held-out sources are truncated.
-    limited = tokenize_translations(corpus, small, "src", "tgt", 8, 64)
-    assert all(len(ids) <= 8 for ids in limited["train"]["input_ids"])
-    assert len(limited["train"]) < len(first["train"])
-    assert len(limited["test"]) == 4 and max(len(ids) for ids in limited["test"]["input_ids"]) <= 8
-
-
-def test_tokenizer_round_trip_and_reload(tmp_path):
-    texts = ["Ich gehe nach Hause.", "I am going home.", "Wie geht es dir?", "How are you?"] * 20
-    tokenizer = train_tokenizer(texts, vocab_size=120, model_max_length=32)
-    assert [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [
-        0,
-        1,
-        2,
-        3,
-    ]
-    encoded = tokenizer("Wie geht es dir?")["input_ids"]
-    assert encoded[-1] == tokenizer.eos_token_id and tokenizer.bos_token_id not in encoded
-    assert tokenizer.decode(encoded, skip_special_tokens=True) == "Wie geht es dir?"
-    tokenizer.save_pretrained(tmp_path)
-    reloaded = AutoTokenizer.from_pretrained(tmp_path)
-    assert reloaded.model_max_length == 32
-    assert reloaded("Wie geht es dir?")["input_ids"] == encoded
-    assert reloaded.decode(reloaded("Ich gehe nach Hause.")["input_ids"], skip_special_tokens=True) == (
-        "Ich gehe nach Hause."
-    )
-    with pytest.raises(ValueError, match="vocab_size=4"):
-        train_tokenizer(texts, vocab_size=4)
-
-
-def write_folder_corpus(folder, rows_per_split=6):
-    """A train/validation/test folder of `{"translation": {"de": ..., "en": ...}}` JSON lines."""
-    folder.mkdir()
-    for split in SPLITS:
-        lines = [
-            json.dumps({"translation": {"de": f"das Haus {split} {i} .", "en": f"the house {split} {i} ."}})
-            for i in range(rows_per_split)
-        ]
-        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
-def test_tokenized_folder_corpus_follows_the_direction(tmp_path):
-    folder = write_folder_corpus(tmp_path / "corpus")
-    texts = [f"das Haus {i} . the house {i} ." for i in range(6)] * 5
-    tokenizer = train_tokenizer(texts, vocab_size=60, model_max_length=32)
-    tokenized = {}
-    for src_lang, tgt_lang in (("de", "en"), ("en", "de")):
-        data_args = DataArguments(corpus=str(folder), src_lang=src_lang, tgt_lang=tgt_lang)
-        tokenized[src_lang] = tokenize_translations(load_corpus(data_args), tokenizer, src_lang, tgt_lang, 32, 32)
-    german, english = tokenizer("das Haus train 0 .")["input_ids"], tokenizer("the house train 0 .")["input_ids"]
-    assert german != english
-    assert (tokenized["de"]["train"][0]["input_ids"], tokenized["de"]["train"][0]["labels"]) == (german, english)
-    assert (tokenized["en"]["train"][0]["input_ids"], tokenized["en"]["train"][0]["labels"]) == (english, german)
-    for split in SPLITS:
-        assert tokenized["de"][split]["input_ids"] == tokenized["en"][split]["labels"]
-        assert tokenized["de"][split]["labels"] == tokenized["en"][split]["input_ids"]
-
-
-def test_tokenization_fingerprint_covers_every_setting(tmp_path):
-    folder = write_folder_corpus(tmp_path / "corpus")
-    corpus = load_translation_corpus(str(folder), "de", "en")
-    texts = [text for row in corpus["train"]["translation"] for text in row.values()] * 5
-    tokenizer = train_tokenizer(texts, vocab_size=60, model_max_length=32)
-    other = train_tokenizer(texts, vocab_size=40, model_max_length=32)
-
-    def fingerprints(tokenizer=tokenizer, src_lang="de", tgt_lang="en", max_source_length=32, max_target_length=32):
-        tokenized = tokenize_translations(corpus, tokenizer, src_lang, tgt_lang, max_source_length, max_target_length)
-        return {name: split._fingerprint for name, split in tokenized.items()}
-
-    base = fingerprints()
-    assert base == fingerprints()  # the cache is still reused when nothing changes
-    assert len(set(base.values())) == 3  # one per split
-    variants = [
-        fingerprints(src_lang="en", tgt_lang="de"),
-        fingerprints(tokenizer=other),
-        fingerprints(max_source_length=8),
-        fingerprints(max_target_length=8),
-    ]
-    for variant in variants:
-        assert all(variant[name] != base[name] for name in SPLITS), variant
-
-
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -247,3 +150,16 @@ def test_csv_with_non_utf8_bytes_names_the_file_and_line(tmp_path):
     path.write_bytes(b"de,en\nHaus,house\nStra\xdfe,street\nBaum,tree\n")
     with pytest.raises(ValueError, match=re.escape(str(path)) + r": line 3 is not UTF-8 text .*byte 0xdf"):
         load_translation_corpus(str(path), "de", "en", validation_size=1, test_size=1)
+
+
+def test_reversal_lengths_reach_the_corpus():
+    corpus = load_translation_corpus("reversal", "src", "tgt", validation_size=5, test_size=50, synthetic_size=50,
+                                     synthetic_min_length=40, synthetic_max_length=60)  # fmt: skip
+    lengths = [len(pair["src"].split()) for split in corpus.values() for pair in split["translation"]]
+    assert min(lengths) >= 40 and max(lengths) <= 60 and max(lengths) > 55
+    default = load_translation_corpus("reversal", "src", "tgt", validation_size=5, test_size=5, synthetic_size=50)
+    assert {len(pair["src"].split()) for pair in default["train"]["translation"]} <= set(range(4, 13))
+    with pytest.raises(ValueError, match="synthetic_min_length=9 and synthetic_max_length=5"):
+        load_translation_corpus("reversal", "src", "tgt", synthetic_min_length=9, synthetic_max_length=5)
+    with pytest.raises(ValueError, match="apply to the reversal task only, not to 'numbers'"):
+        load_translation_corpus("numbers", "en", "de", synthetic_max_length=30)

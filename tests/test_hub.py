@@ -14,9 +14,10 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
 from launching import OFFLINE, TINY, free_port, run, script
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainingArguments
 
+from hf_attention.arguments import DataArguments, ModelArguments
 from hf_attention.cli import parse_arguments
 from hf_attention.hub import build_model_card, check_checkpoint, check_repo_id, push_checkpoint, stage_upload
-from hf_attention.training import DataArguments, ModelArguments, run_training
+from hf_attention.training_trainer import run_training
 from hf_attention.translation import translate
 
 SENTENCES = ["a b c d", "q w e r t y", "z"]

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from hf_attention.plotting import plot_attention
+from hf_attention.length_buckets import markdown_table
+from hf_attention.plotting import plot_attention, plot_by_length
 
 
 def test_heatmap_has_one_panel_per_head_plus_average(tmp_path):
@@ -19,3 +20,18 @@ def test_heatmap_has_one_panel_per_head_plus_average(tmp_path):
 def test_label_counts_must_match_the_weights(tmp_path):
     with pytest.raises(ValueError, match=r"3 source and 3 target labels for weights of shape \(3, 4\)"):
         plot_attention(torch.zeros(3, 4), list("abc"), list("xyz"), tmp_path / "x.png")
+
+
+def test_length_plot_and_table(tmp_path):
+    from PIL import Image
+
+    rows = [{"bucket": "1-5", "count": 10, "bleu": 20.0}, {"bucket": "6+", "count": 4, "bleu": None}]
+    path = plot_by_length({"none": rows, "bahdanau": rows}, "bleu", tmp_path / "plot.png", title="t")
+    assert Image.open(path).size == (600, 400)
+    assert markdown_table({"none": rows}, "bleu").splitlines() == [
+        "| | 1-5 (n=10) | 6+ (n=4) |",
+        "|---|---|---|",
+        "| `none` | 20.00 | - |",
+    ]
+    with pytest.raises(ValueError, match="different buckets"):
+        plot_by_length({"a": rows, "b": rows[:1]}, "bleu", tmp_path / "bad.png")

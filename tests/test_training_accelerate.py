@@ -13,13 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig
-from datasets import Dataset
 from launching import OFFLINE, REPO_ROOT, TINY, free_port, run, script, torchrun
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoModelForSeq2SeqLM
-
-from hf_attention.training_accelerate import build_eval_dataloader
 
 # 13 validation pairs in batches of 4: 2 processes get 4 + 4, 4 + 1 and Accelerate repeats 3 to even them out.
 SMALL = [*TINY, "--validation_size", "13", "--per_device_eval_batch_size", "4", "--plot_examples", "0",
@@ -158,12 +155,6 @@ def test_accelerate_configs_are_valid(name, distributed_type, processes, machine
     assert config.mixed_precision == "bf16" and not config.use_cpu
 
 
-def test_validation_batches_come_longest_first():
-    dataset = Dataset.from_dict({"input_ids": [[5] * n for n in (2, 7, 4, 7, 1)], "labels": [[6]] * 5})
-    batches = list(build_eval_dataloader(dataset, lambda rows: [len(row["input_ids"]) for row in rows], 2))
-    assert batches == [[7, 7], [4, 2], [1]]
-
-
 # 1 process, a checkpoint every 3 of 6 steps, every step logged to the JSONL history and TensorBoard.
 RESUMABLE = [*SMALL, "--max_steps", "6", "--save_steps", "3", "--eval_strategy", "no", "--report_to", "tensorboard"]
 
@@ -237,29 +228,3 @@ def test_a_resume_logs_each_step_once(uninterrupted, resumed_in_place):
     assert history(resumed_in_place, "loss") == history(uninterrupted, "loss")
     assert len(list((resumed_in_place / "runs").glob("events.out.tfevents.*"))) == 2  # one file per start
     assert tensorboard_steps(resumed_in_place, "loss") == [1, 2, 3, 4, 5, 6]
-
-
-def test_validation_gen_len_is_the_mean_generated_length_in_tokens():
-    """`eval_gen_len` counts what `generate` produced up to the first EOS: not the start token, not the padding."""
-    from accelerate import Accelerator
-
-    from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
-    from hf_attention.metrics import load_translation_metric
-    from hf_attention.tokenization import train_tokenizer
-    from hf_attention.training_accelerate import evaluate_generation
-
-    texts = ["ein kleines haus", "a small house", "das ist gut", "that is good"] * 5
-    tokenizer = train_tokenizer(texts, vocab_size=60)
-    torch.manual_seed(0)
-    config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1)
-    model = Seq2SeqAttentionForConditionalGeneration(config).eval()
-    model.generation_config.max_new_tokens = 6
-    sources = tokenizer(["ein kleines haus", "das ist gut", "das haus"], padding=True, return_tensors="pt")
-    batch = {**sources, "labels": tokenizer(text_target=["a", "b", "c"], padding=True, return_tensors="pt").input_ids}
-    generated = model.generate(**sources)
-    expected = []
-    for row in generated.tolist():
-        tokens = row[1:]  # after the decoder start token
-        expected.append(tokens.index(config.eos_token_id) + 1 if config.eos_token_id in tokens else len(tokens))
-    metrics = evaluate_generation(Accelerator(cpu=True), model, [batch], tokenizer, load_translation_metric())
-    assert metrics["eval_gen_len"] == pytest.approx(sum(expected) / len(expected))

@@ -11,8 +11,10 @@ from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from launching import TINY
 from transformers import Seq2SeqTrainingArguments
 
+from hf_attention.arguments import DataArguments, ModelArguments
 from hf_attention.cli import parse_arguments
-from hf_attention.training import DataArguments, ModelArguments, run_training, write_run_record
+from hf_attention.run_record import write_run_record
+from hf_attention.training_trainer import run_training
 
 SECRET = "hf_FAKESECRET123"
 

@@ -13,36 +13,9 @@ import torch
 from launching import OFFLINE, REPO_ROOT, TINY, run, script, torchrun
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from hf_attention.data import reversal_pairs
-from hf_attention.training import ShuffledLengthGroupedSampler
 from hf_attention.translation import translate
-
-
-def test_length_grouped_batches_come_in_random_order():
-    lengths = torch.randint(1, 60, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
-
-    def batch_maxima(order):
-        assert sorted(order) == list(range(1000))
-        return [max(lengths[index] for index in order[start : start + 10]) for start in range(0, 1000, 10)]
-
-    def padding(order):
-        return sum(10 * top for top in batch_maxima(order)) - sum(lengths)
-
-    def rises(order):
-        maxima = batch_maxima(order)
-        return sum(later > earlier for earlier, later in zip(maxima, maxima[1:], strict=False))
-
-    torch.manual_seed(0)
-    shuffled = list(ShuffledLengthGroupedSampler(lengths, 10))
-    upstream = list(LengthGroupedSampler(10, lengths=lengths))
-    random_order = torch.randperm(1000).tolist()
-    assert batch_maxima(shuffled)[0] == max(lengths)  # the longest batch first: out-of-memory shows at once
-    assert padding(shuffled) < padding(random_order) / 5 and padding(upstream) < padding(random_order) / 5
-    # Upstream sweeps long -> short within each megabatch of 50 batches; these batches go up about half the time.
-    assert rises(upstream) <= 5 and rises(shuffled) > 30
-
 
 BF16 = ["--bf16", "true", "--use_cpu", "true"]
 
@@ -159,12 +132,12 @@ def test_saved_generation_config_limits_new_tokens(fp32_run):
 
 def test_run_without_generation_num_beams_scores_with_the_generation_config(tmp_path):
     """No `generation_num_beams` anywhere: the run ends, and scores and saves the generation config's beams."""
-    preset = tmp_path / "preset.yaml"
-    lines = (REPO_ROOT / "configs" / "reversal.yaml").read_text().splitlines()
-    preset.write_text("\n".join(line for line in lines if not line.startswith("generation_num_beams")) + "\n")
     beams = TINY.index("--generation_num_beams")
     arguments = [*TINY[:beams], *TINY[beams + 2 :]]
-    arguments[arguments.index("--config") + 1] = str(preset)
+    for index, name in enumerate(["base.yaml", "reversal.yaml"], start=arguments.index("--config") + 1):
+        preset, lines = tmp_path / name, (REPO_ROOT / "configs" / name).read_text().splitlines()
+        preset.write_text("\n".join(line for line in lines if not line.startswith("generation_num_beams")) + "\n")
+        arguments[index] = str(preset)
     no_evaluation = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"]
     run_train(*arguments, *no_evaluation, "--plot_examples", "0", "--output_dir", str(tmp_path / "out"))
     results = json.loads((tmp_path / "out" / "test_results.json").read_text())
@@ -233,9 +206,9 @@ def test_two_processes_train_exactly_like_one(tmp_path, attention_type):
 
 @pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot"])
 def test_reversal_is_learned_with_the_gold_alignment(tmp_path, attention_type):
-    """The slow end-to-end check (about 30 s each): the preset learns reversal and attends where it should."""
-    run_train("--config", str(REPO_ROOT / "configs" / "reversal.yaml"), "--attention_type", attention_type,
-              "--output_dir", str(tmp_path), "--disable_tqdm", "true")  # fmt: skip
+    """The slow end-to-end check: the preset learns reversal and attends where it should."""
+    run_train("--config", str(REPO_ROOT / "configs" / "base.yaml"), str(REPO_ROOT / "configs" / "reversal.yaml"),
+              "--attention_type", attention_type, "--output_dir", str(tmp_path), "--disable_tqdm", "true")  # fmt: skip
     rows = [json.loads(line) for line in (tmp_path / "test_translations.jsonl").read_text().splitlines()]
     exact_match = sum(row["hypothesis"] == row["reference"] for row in rows) / len(rows)
     assert exact_match >= 0.9, exact_match
@@ -258,19 +231,3 @@ def test_reversal_is_learned_with_the_gold_alignment(tmp_path, attention_type):
     scored = positions < lengths  # the letters, not </s> or padding
     alignment_accuracy = (predicted == gold)[scored].float().mean().item()
     assert alignment_accuracy >= 0.9, alignment_accuracy
-
-
-@pytest.mark.parametrize("has_kernels", [True, False])
-def test_bf16_on_a_cpu_without_bf16_kernels_trains_in_float32(has_kernels, tmp_path, caplog):
-    from unittest import mock
-
-    from transformers import Seq2SeqTrainingArguments
-
-    from hf_attention import training
-
-    arguments = Seq2SeqTrainingArguments(output_dir=str(tmp_path), use_cpu=True, bf16=True, report_to=[])
-    with mock.patch.object(training, "cpu_has_bf16_kernels", return_value=has_kernels):
-        with caplog.at_level("WARNING", logger="hf_attention.training"):
-            training.resolve_cpu_precision(arguments)
-    assert arguments.bf16 is has_kernels
-    assert ("bf16 would be emulated" in caplog.text) is not has_kernels

@@ -37,6 +37,7 @@ from hf_attention import (
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
 def _default_upstream_dir() -> Path:
     """`../shared/hf_tests_<major>.<minor>` for the installed transformers if it exists, else `../shared/hf_tests`."""
     shared = REPO_ROOT.parent / "shared"

@@ -1,0 +1,84 @@
+"""The arguments of a training run beyond `Seq2SeqTrainingArguments`, and the adjustments both training loops make
+to the training arguments before they start."""
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+
+from transformers import Seq2SeqTrainingArguments
+
+from .modeling_seq2seq_attention import cpu_has_bf16_kernels
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """The model to train: a new one (architecture below) or `init_from` an existing checkpoint."""
+
+    init_from: str | None = field(
+        default=None, metadata={"help": "checkpoint folder or Hub id to fine-tune (its tokenizer is reused)"}
+    )
+    attention_type: str = field(default="bahdanau", metadata={"help": "bahdanau, scaled_dot, dot, general or none"})
+    rnn_type: str = field(default="lstm", metadata={"help": "lstm or gru"})
+    hidden_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    dropout: float = 0.2
+    attention_dropout: float = 0.0
+    initializer_range: float = 0.1
+    compile_additive_attention: bool = field(
+        default=False, metadata={"help": "bahdanau: fused torch.compile kernels (needs a C++ compiler on CPUs)"}
+    )
+    vocab_size: int = field(default=8000, metadata={"help": "size of the BPE vocabulary trained from scratch"})
+
+
+@dataclass
+class DataArguments:
+    """The corpus, its splits and length limits, and what to produce after training."""
+
+    corpus: str = field(
+        default="ding",
+        metadata={"help": "ding (Debian trans-de-en), reversal, numbers, a .jsonl/.tsv/.csv file or folder, a Hub id"},
+    )
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    validation_size: int = 500
+    test_size: int = 1000
+    split_seed: int = field(default=0, metadata={"help": "seed of the train/validation/test split"})
+    synthetic_size: int = field(default=20000, metadata={"help": "training pairs of a synthetic corpus"})
+    synthetic_min_length: int | None = field(
+        default=None, metadata={"help": "shortest sequence (words) of the reversal task; default 4"}
+    )
+    synthetic_max_length: int | None = field(
+        default=None, metadata={"help": "longest sequence (words) of the reversal task; default 12"}
+    )
+    max_source_length: int = 64
+    max_target_length: int = 64
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    early_stopping_patience: int = field(default=0, metadata={"help": "evaluations without improvement; 0 = off"})
+    plot_examples: int = field(default=3, metadata={"help": "test sentences whose attention is plotted"})
+
+
+def check_report_to(training_args: Seq2SeqTrainingArguments) -> None:
+    """Drop tensorboard from `report_to`, with a warning, when it is not installed."""
+    if "tensorboard" in training_args.report_to and importlib.util.find_spec("tensorboard") is None:
+        logger.warning("report_to includes tensorboard, which is not installed: logging to the console only")
+        training_args.report_to = [name for name in training_args.report_to if name != "tensorboard"]
+
+
+def resolve_cpu_precision(training_args: Seq2SeqTrainingArguments) -> None:
+    """Train in float32, with a warning, where bf16 is asked for on a CPU without bf16 kernels: there every bf16
+    matmul is emulated and a training step takes several times as long as in float32."""
+    if training_args.bf16 and training_args.use_cpu and not cpu_has_bf16_kernels():
+        logger.warning(
+            "--bf16 true on a CPU without bf16 kernels (AVX-512 BF16 or AMX): bf16 would be emulated and several "
+            "times slower, so training runs in float32"
+        )
+        training_args.bf16 = False
+        if getattr(training_args, "mixed_precision", None) == "bf16":
+            training_args.mixed_precision = "no"
+
+
+__all__ = ["DataArguments", "ModelArguments", "check_report_to", "resolve_cpu_precision"]

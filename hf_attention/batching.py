@@ -1,0 +1,97 @@
+"""Batching: length-grouped training batches in random order, and the data loaders of the Accelerate loop (the
+Trainer builds its own from the same sampler)."""
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from transformers import Seq2SeqTrainingArguments
+from transformers.trainer_pt_utils import get_length_grouped_indices
+
+
+class ShuffledLengthGroupedSampler(Sampler):
+    """Batches of similar length, visited in random order.
+
+    transformers' `LengthGroupedSampler` sorts each megabatch (50 batches) by decreasing length and visits its
+    batches in that order, so training sweeps from long to short sentences 50 batches at a time. Measured on the
+    reversal preset (400 steps): exact match 0.855 instead of 1.00, the model having last seen short sequences
+    stops early. This sampler keeps the same grouping (`get_length_grouped_indices`) and shuffles the batches; the
+    longest stays first so that running out of memory happens at once.
+
+    With a `seed`, the order of an epoch depends only on `(seed, epoch)` (see `set_epoch`): every process computes
+    the same order without synchronising, and a resumed run sees the batches an uninterrupted one would. Without
+    one it draws from `generator` (the global RNG when None), as transformers' samplers do.
+    """
+
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ):
+        self.lengths, self.batch_size, self.generator, self.seed = lengths, batch_size, generator, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = self.generator
+        if self.seed is not None:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        indices = get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
+        batches = [indices[start : start + self.batch_size] for start in range(0, len(indices), self.batch_size)]
+        order = [0] + (torch.randperm(len(batches) - 1, generator=generator) + 1).tolist()
+        return iter([index for batch in order for index in batches[batch]])
+
+
+def pair_lengths(dataset) -> list[int]:
+    """The length to group a tokenized pair by: the longer of source and target, since each side is padded."""
+    return [
+        max(len(source), len(target)) for source, target in zip(dataset["input_ids"], dataset["labels"], strict=True)
+    ]
+
+
+def data_seed(training_args: Seq2SeqTrainingArguments) -> int:
+    """The seed of the training batches' order: `data_seed`, else `seed` (as the Trainer reads them)."""
+    return training_args.data_seed if training_args.data_seed is not None else training_args.seed
+
+
+def build_train_dataloader(train_dataset, collator, training_args, num_processes: int) -> DataLoader:
+    """Batches of `per_device_train_batch_size`, their order a function of the seed and the epoch only."""
+    seed = data_seed(training_args)
+    if training_args.train_sampling_strategy == "group_by_length":
+        # Grouped by the global batch, which `prepare` deals out to the processes one per-process batch each.
+        global_batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+        sampler = ShuffledLengthGroupedSampler(pair_lengths(train_dataset), global_batch * num_processes, seed=seed)
+        shuffle = None
+    else:
+        sampler, shuffle = None, True  # Accelerate's seedable sampler (see `training_accelerate.build_accelerator`)
+    return DataLoader(
+        train_dataset,
+        batch_size=training_args.per_device_train_batch_size,
+        sampler=sampler,
+        shuffle=shuffle,
+        collate_fn=collator,
+        num_workers=training_args.dataloader_num_workers,
+        # Its own generator: creating an iterator then draws nothing from the global RNG, whose state (dropout)
+        # is what `save_state` restores on resume.
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def build_eval_dataloader(eval_dataset, collator, batch_size: int) -> DataLoader:
+    """Validation batches, longest sources first: little padding, and running out of memory happens at once."""
+    order = sorted(range(len(eval_dataset)), key=lambda index: -len(eval_dataset[index]["input_ids"]))
+    return DataLoader(eval_dataset.select(order), batch_size=batch_size, collate_fn=collator)
+
+
+__all__ = [
+    "ShuffledLengthGroupedSampler",
+    "build_eval_dataloader",
+    "build_train_dataloader",
+    "data_seed",
+    "pair_lengths",
+]

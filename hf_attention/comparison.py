@@ -1,0 +1,321 @@
+"""The attention comparison behind `scripts/reproduce.py`: train each attention type with the same preset (or reuse
+given checkpoints), translate the test split, score it by source length (`length_buckets`), measure alignment
+accuracy where a gold alignment is known (`gold_alignment`), draw heatmaps of the same sentences for every model, and
+write a JSON report, plots and Markdown tables.
+"""
+
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import AutoModelForSeq2SeqLM
+
+from .configuration_seq2seq_attention import ATTENTION_TYPES
+from .evaluation import corpus_scores, draw_heatmaps, write_translations
+from .gold_alignment import GOLD_ALIGNMENTS, alignment_by_length, gold_alignment_hits
+from .length_buckets import LengthBucket, group_by_length, make_buckets, markdown_table, scores_by_length, word_lengths
+from .loading import load_corpus
+from .metrics import load_translation_metric
+from .plotting import METRIC_NAMES, plot_by_length
+from .tokenization import load_tokenizer
+from .training_trainer import run_training
+from .translation import translate
+
+logger = logging.getLogger(__name__)
+
+COMPARED_ATTENTION_TYPES = ("none", "bahdanau", "scaled_dot")
+REPORT_NAME = "length_comparison.json"
+
+
+@dataclass
+class ComparisonArguments:
+    """What `scripts/reproduce.py` compares and how it buckets; the training preset comes with `--config`."""
+
+    attention_types: list[str] = field(
+        default_factory=lambda: list(COMPARED_ATTENTION_TYPES),
+        metadata={"help": "attention types to compare, each trained with the same preset unless in --checkpoints"},
+    )
+    checkpoints: list[str] = field(
+        default_factory=list,
+        metadata={"help": "TYPE=DIR pairs: reuse these trained checkpoints instead of training, e.g. none=outputs/x"},
+    )
+    bucket_edges: list[int] = field(
+        default_factory=lambda: [1, 6, 9, 12, 15],
+        metadata={"help": "lower ends of the source-length buckets in words: 1 6 9 12 15 -> 1-5, 6-8, ..., 15+"},
+    )
+    min_bucket_size: int = field(default=20, metadata={"help": "refuse buckets with fewer test sentences"})
+    plot_metric: str = field(default="bleu", metadata={"help": "bleu, chrf or exact_match: the length plot's y"})
+    heatmap_sentences: list[str] = field(
+        default_factory=list,
+        metadata={"help": "sentences whose alignment is drawn for every model; default: test sentences"},
+    )
+    heatmap_count: int = field(
+        default=3, metadata={"help": "without --heatmap_sentences: this many test sentences, from spread buckets"}
+    )
+    heatmap_layer: int = field(default=-1, metadata={"help": "decoder layer of the heatmaps (-1: the top)"})
+    max_test_samples: int | None = field(default=None, metadata={"help": "score only the first N test pairs"})
+
+
+def parse_checkpoints(items: Sequence[str], attention_types: Sequence[str]) -> dict[str, Path]:
+    """`TYPE=DIR` strings -> {type: folder}, each type one of `attention_types` at most once, each folder a saved
+    model (with `config.json`) of that attention type."""
+    checkpoints = {}
+    for item in items:
+        name, separator, folder = item.partition("=")
+        if not separator or not name or not folder:
+            raise ValueError(f"--checkpoints {item!r}: expected TYPE=DIR, e.g. bahdanau=outputs/table_bahdanau")
+        if name not in attention_types:
+            raise ValueError(
+                f"--checkpoints {item!r}: attention type {name!r} is not among the compared ones "
+                f"({', '.join(attention_types)}; set them with --attention_types)"
+            )
+        if name in checkpoints:
+            raise ValueError(f"--checkpoints: {name!r} is given twice ({checkpoints[name]} and {folder})")
+        path = Path(folder)
+        if not (path / "config.json").is_file():
+            problem = "no such folder" if not path.is_dir() else "no config.json in it (not a saved model)"
+            raise FileNotFoundError(f"--checkpoints {item!r}: {path}: {problem}")
+        saved_type = json.loads((path / "config.json").read_text()).get("attention_type")
+        if saved_type != name:
+            raise ValueError(f"--checkpoints {item!r}: {path} holds a model with attention_type {saved_type!r}")
+        checkpoints[name] = path
+    return checkpoints
+
+
+def _check_arguments(arguments: ComparisonArguments) -> None:
+    unknown = [name for name in arguments.attention_types if name not in ATTENTION_TYPES]
+    if unknown or not arguments.attention_types:
+        raise ValueError(f"--attention_types {unknown or '(none)'}: choose from {', '.join(ATTENTION_TYPES)}")
+    if len(set(arguments.attention_types)) != len(arguments.attention_types):
+        raise ValueError(f"--attention_types {arguments.attention_types}: a type is listed twice")
+    if arguments.plot_metric not in ("bleu", "chrf", "exact_match"):
+        raise ValueError(f"--plot_metric {arguments.plot_metric!r}: choose bleu, chrf or exact_match")
+    if arguments.min_bucket_size < 1:
+        raise ValueError(f"--min_bucket_size {arguments.min_bucket_size}: must be >= 1")
+
+
+def _warn_on_other_data(checkpoint: Path, data_args) -> None:
+    """A reused checkpoint trained on another split may have seen the test sentences: say so."""
+    record = checkpoint / "training_run.json"
+    if not record.is_file():
+        return
+    trained = json.loads(record.read_text()).get("data_arguments", {})
+    keys = ("corpus", "src_lang", "tgt_lang", "split_seed", "validation_size", "test_size", "synthetic_size")
+    keys += ("synthetic_min_length", "synthetic_max_length")
+    now = {key: getattr(data_args, key) for key in keys}
+    differing = {key: (trained[key], now[key]) for key in keys if key in trained and trained[key] != now[key]}
+    if differing:
+        logger.warning("%s was trained on other data (trained, now): %s", checkpoint, differing)
+
+
+def _heatmap_sources(arguments: ComparisonArguments, sources: list[str], groups: list[list[int]]) -> list[str]:
+    if arguments.heatmap_sentences:
+        return list(arguments.heatmap_sentences)
+    count = min(arguments.heatmap_count, len(groups))
+    if count <= 0:
+        return []
+    # The first test sentence of buckets spread from the shortest to the longest.
+    picks = [round(index * (len(groups) - 1) / max(count - 1, 1)) for index in range(count)]
+    return [sources[groups[bucket][0]] for bucket in dict.fromkeys(picks) if groups[bucket]]
+
+
+def _train(attention_type: str, model_args, data_args, training_args) -> Path:
+    output_dir = Path(training_args.output_dir) / attention_type
+    logger.info("training attention_type=%s into %s", attention_type, output_dir)
+    run_training(
+        dataclasses.replace(model_args, attention_type=attention_type),
+        data_args,
+        dataclasses.replace(training_args, output_dir=str(output_dir)),
+    )
+    return output_dir
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,
+    sources: list[str],
+    references: list[str],
+    lengths: list[int],
+    buckets: list[LengthBucket],
+    arguments: ComparisonArguments,
+    heatmap_sources: list[str],
+    heatmap_dir: Path,
+    gold_alignment: Callable[[int], list[int]] | None,
+    batch_size: int,
+    metric,
+) -> dict:
+    """Scores of one checkpoint on the test split (overall and by length), its heatmaps and alignment accuracy."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
+    tokenizer = load_tokenizer(checkpoint)
+    attention_type = model.config.attention_type
+    hypotheses = translate(model, tokenizer, sources, batch_size=batch_size)
+    write_translations(heatmap_dir.parent / f"translations_{attention_type}.jsonl", sources, references, hypotheses)
+    result = {
+        "checkpoint": str(checkpoint),
+        "num_beams": model.generation_config.num_beams,
+        "parameters": model.num_parameters(),
+        "num_attention_heads": model.config.num_attention_heads if attention_type != "none" else 0,
+        "overall": corpus_scores(hypotheses, references, metric, signatures=True),
+        "by_length": scores_by_length(lengths, hypotheses, references, buckets, metric, arguments.min_bucket_size),
+    }
+    result["heatmaps"] = draw_heatmaps(
+        model,
+        tokenizer,
+        heatmap_sources,
+        heatmap_dir,
+        prefix=f"{attention_type}_",
+        layer=arguments.heatmap_layer,
+        title_prefix=f"{attention_type}: ",
+    )
+    if gold_alignment is not None and attention_type != "none":
+        hits = gold_alignment_hits(model, tokenizer, sources, references, gold_alignment, batch_size)
+        result["alignment_accuracy"] = alignment_by_length(hits, lengths, buckets, arguments.min_bucket_size)
+    else:
+        result["alignment_accuracy"] = None
+    return result
+
+
+def _alignment_series(models: dict) -> dict[str, list[dict]]:
+    """Head-averaged alignment accuracy per bucket (as `alignment`) of the models that have one."""
+    return {
+        name: [{**row, "alignment": row["average_of_heads"]} for row in result["alignment_accuracy"]["by_length"]]
+        for name, result in models.items()
+        if result["alignment_accuracy"]
+    }
+
+
+def compare_attention_types(arguments: ComparisonArguments, model_args, data_args, training_args) -> dict:
+    """Train (or reuse) one model per attention type with the same preset, score each on the test split by source
+    length, draw heatmaps of the same sentences, and write into `training_args.output_dir`:
+
+    - `length_comparison.json`: buckets with counts, and per model the overall and per-bucket BLEU / chrF / exact
+      match, the heatmap sentences and their translations, and (tasks with a gold alignment) alignment accuracy;
+    - `{plot_metric}_by_length.png` (one line per model), `alignment_by_length.png` (gold-alignment tasks);
+    - `heatmaps/{type}_{k}.png`: one panel per head and their average (no heatmap for `none`).
+
+    Models trained here go to `output_dir/{type}`. Bad arguments (unknown types, missing checkpoints, buckets with
+    fewer than `min_bucket_size` test sentences) fail before any training. Returns the report.
+    """
+    _check_arguments(arguments)
+    if training_args.push_to_hub:
+        raise ValueError("--push_to_hub: the comparison trains several models; push one with scripts/push_to_hub.py")
+    checkpoints = parse_checkpoints(arguments.checkpoints, arguments.attention_types)
+    buckets = make_buckets(arguments.bucket_edges)
+    test = load_corpus(data_args)["test"]
+    if arguments.max_test_samples is not None:
+        test = test.select(range(min(arguments.max_test_samples, len(test))))
+    sources = [pair[data_args.src_lang] for pair in test["translation"]]
+    references = [pair[data_args.tgt_lang] for pair in test["translation"]]
+    lengths = word_lengths(sources)
+    groups = group_by_length(lengths, buckets, arguments.min_bucket_size)
+    gold_alignment = GOLD_ALIGNMENTS.get(data_args.corpus)
+    heatmap_sources = _heatmap_sources(arguments, sources, groups)
+    output_dir = Path(training_args.output_dir)
+    logger.info(
+        "test split: %d pairs; source words per bucket: %s",
+        len(sources),
+        ", ".join(f"{bucket.label}: {len(group)}" for bucket, group in zip(buckets, groups, strict=True)),
+    )
+
+    metric = load_translation_metric()
+    models = {}
+    for attention_type in arguments.attention_types:
+        trained = attention_type not in checkpoints
+        if trained:
+            checkpoint = _train(attention_type, model_args, data_args, training_args)
+        else:
+            checkpoint = checkpoints[attention_type]
+            _warn_on_other_data(checkpoint, data_args)
+        logger.info("evaluating %s (%s)", attention_type, checkpoint)
+        result = evaluate_checkpoint(
+            checkpoint,
+            sources,
+            references,
+            lengths,
+            buckets,
+            arguments,
+            heatmap_sources,
+            output_dir / "heatmaps",
+            gold_alignment,
+            training_args.per_device_eval_batch_size,
+            metric,
+        )
+        models[attention_type] = {"trained_here": trained, **result}
+
+    report = {
+        "command": " ".join(sys.argv),
+        "corpus": data_args.corpus,
+        "src_lang": data_args.src_lang,
+        "tgt_lang": data_args.tgt_lang,
+        "test_pairs": len(sources),
+        "length_unit": "source words",
+        "buckets": [
+            {"bucket": bucket.label, "low": bucket.low, "high": bucket.high, "count": len(group)}
+            for bucket, group in zip(buckets, groups, strict=True)
+        ],
+        "gold_alignment": data_args.corpus if gold_alignment else None,
+        "heatmap_sentences": heatmap_sources,
+        "models": models,
+        "plots": {},
+    }
+    series = {name: result["by_length"] for name, result in models.items()}
+    title = f"{data_args.corpus} {data_args.src_lang}->{data_args.tgt_lang}, {len(sources)} test pairs"
+    metric_plot = output_dir / f"{arguments.plot_metric}_by_length.png"
+    report["plots"][arguments.plot_metric] = str(plot_by_length(series, arguments.plot_metric, metric_plot, title))
+    alignment_series = _alignment_series(models)
+    if alignment_series:
+        path = plot_by_length(
+            alignment_series,
+            "alignment",
+            output_dir / "alignment_by_length.png",
+            title,
+            "alignment accuracy (head average)",
+        )
+        report["plots"]["alignment"] = str(path)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / REPORT_NAME).write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    logger.info("report: %s", output_dir / REPORT_NAME)
+    return report
+
+
+def report_tables(report: dict) -> str:
+    """The report's tables in Markdown: counts, BLEU / chrF / exact match by length, overall scores, alignment."""
+    series = {name: result["by_length"] for name, result in report["models"].items()}
+    parts = []
+    for metric, scale in (("bleu", 1.0), ("chrf", 1.0), ("exact_match", 100.0)):
+        name = METRIC_NAMES[metric] + (" (%)" if scale != 1.0 else "")
+        parts.append(
+            f"{name} by source length ({report['length_unit']}):\n\n{markdown_table(series, metric, 2, scale)}"
+        )
+    overall = ["| | test pairs | BLEU | chrF | exact match (%) |", "|---|---|---|---|---|"]
+    for name, result in report["models"].items():
+        scores = result["overall"]
+        overall.append(
+            f"| `{name}` | {scores['count']} | {scores['bleu']:.2f} | {scores['chrf']:.2f} | "
+            f"{100 * scores['exact_match']:.1f} |"
+        )
+    parts.append("Overall:\n\n" + "\n".join(overall))
+    alignment_series = _alignment_series(report["models"])
+    if alignment_series:
+        lines = [markdown_table(alignment_series, "alignment", 1, 100.0), ""]
+        lines += ["| | head average | each head |", "|---|---|---|"]
+        for name in alignment_series:
+            accuracy = report["models"][name]["alignment_accuracy"]
+            heads = ", ".join(f"{100 * value:.1f}" for value in accuracy["overall"]["per_head"])
+            lines.append(f"| `{name}` | {100 * accuracy['overall']['average_of_heads']:.1f} | {heads} |")
+        parts.append("Alignment accuracy (%), argmax attention on the gold source word:\n\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+__all__ = [
+    "COMPARED_ATTENTION_TYPES",
+    "REPORT_NAME",
+    "ComparisonArguments",
+    "compare_attention_types",
+    "evaluate_checkpoint",
+    "parse_checkpoints",
+    "report_tables",
+]

@@ -1,0 +1,234 @@
+"""Evaluation: decode generations, score them with sacreBLEU, write translations, draw attention heatmaps.
+
+One implementation for every caller: the Trainer's `compute_metrics` (`build_compute_metrics`), the Accelerate
+loop's validation (`evaluate_generation`), the test split of both loops (`evaluate_test_split`) and the attention
+comparison (`corpus_scores`, `write_translations`, `draw_heatmaps`).
+"""
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .arguments import DataArguments
+from .metrics import load_translation_metric
+from .translation import align, plot_alignment, translate
+
+logger = logging.getLogger(__name__)
+
+
+def generated_lengths(
+    token_ids,
+    pad_token_id: int | None,
+    decoder_start_token_id: int | None,
+    eos_token_id: int | list[int] | None = None,
+) -> np.ndarray:
+    """The length in tokens of each generated sequence: its tokens up to and including the first EOS, without the
+    leading decoder start token and without padding (`pad_token_id`, or any negative id such as the Trainer's -100).
+
+    Args:
+        token_ids: `[batch, length]` ids as `generate` returns them (numpy array, torch tensor or nested lists).
+        pad_token_id: the padding id (`None`: negative ids only).
+        decoder_start_token_id: the decoder's first input, not counted when it leads a sequence (`None`: none).
+        eos_token_id: the end-of-sequence id or ids; what follows the first one is not counted (`None`: count every
+            non-padding token).
+
+    Returns:
+        `[batch]` integer lengths.
+    """
+    if isinstance(token_ids, torch.Tensor):
+        token_ids = token_ids.detach().cpu().numpy()
+    ids = np.asarray(token_ids)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"token_ids: expected [batch, length] integer ids, got shape {ids.shape} of {ids.dtype}")
+    counted = ids >= 0
+    if pad_token_id is not None:
+        counted &= ids != pad_token_id
+    if eos_token_id is not None:
+        is_eos = np.isin(ids, eos_token_id)
+        # The first EOS counts even where it is also the padding id; everything after it is padding.
+        counted = (counted | is_eos) & (np.cumsum(is_eos, axis=1) - is_eos == 0)
+    if decoder_start_token_id is not None and ids.shape[1] > 0:
+        counted[:, 0] &= ids[:, 0] != decoder_start_token_id
+    return counted.sum(axis=1)
+
+
+def decode_generations(
+    tokenizer, generated, labels, decoder_start_token_id: int | None, eos_token_id: int | list[int] | None
+) -> tuple[list[str], list[str], list[int]]:
+    """Hypotheses, references and generated lengths (`generated_lengths`) of a batch of generations.
+
+    Args:
+        generated: `[batch, gen_len]` ids from `generate` (numpy array or tensor); negative ids are padding.
+        labels: `[batch, tgt_len]` reference ids; -100 (the ignored label) and other negative ids are padding.
+    """
+    lengths = generated_lengths(generated, tokenizer.pad_token_id, decoder_start_token_id, eos_token_id)
+    generated, labels = (
+        np.asarray(ids.detach().cpu() if torch.is_tensor(ids) else ids) for ids in (generated, labels)
+    )
+    # The Trainer pads generations of different lengths across batches with -100 as well.
+    generated = np.where(generated < 0, tokenizer.pad_token_id, generated)
+    labels = np.where(labels < 0, tokenizer.pad_token_id, labels)
+    hypotheses = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    references = tokenizer.batch_decode(labels, skip_special_tokens=True)
+    return hypotheses, references, lengths.tolist()
+
+
+def score_generations(metric, hypotheses: Sequence[str], references: Sequence[str], lengths: Sequence[int]) -> dict:
+    """`bleu` and `chrf` (sacreBLEU, one reference each) and `gen_len`, the mean generated length in tokens."""
+    scores = metric.compute(predictions=list(hypotheses), references=[[reference] for reference in references])
+    return {"bleu": scores["bleu"], "chrf": scores["chrf"], "gen_len": float(np.mean(lengths)) if lengths else 0.0}
+
+
+def build_compute_metrics(tokenizer, metric, decoder_start_token_id: int | None = None):
+    """`compute_metrics` for `Seq2SeqTrainer(predict_with_generate=True)`: `score_generations` of the decoded
+    generations against the decoded labels (the decoder start token defaults to the tokenizer's BOS, as
+    `loading.build_model` sets it)."""
+    if decoder_start_token_id is None:
+        decoder_start_token_id = tokenizer.bos_token_id
+
+    def compute_metrics(eval_prediction) -> dict[str, float]:
+        predictions, labels = eval_prediction.predictions, eval_prediction.label_ids
+        if isinstance(predictions, tuple):
+            predictions = predictions[0]
+        decoded = decode_generations(tokenizer, predictions, labels, decoder_start_token_id, tokenizer.eos_token_id)
+        return score_generations(metric, *decoded)
+
+    return compute_metrics
+
+
+def evaluate_generation(accelerator, model, dataloader, tokenizer, metric) -> dict[str, float]:
+    """Validation BLEU / chrF / gen_len of `generate` (the model's generation config) over every process's share.
+
+    `gather_for_metrics` drops the samples Accelerate repeats to give every process as many batches, so each
+    validation pair counts once whatever the number of processes.
+    """
+    model.eval()
+    generator = accelerator.unwrap_model(model)
+    config = generator.generation_config
+    hypotheses, references, lengths = [], [], []
+    for batch in dataloader:
+        with torch.no_grad():
+            generated = generator.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
+        labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
+        generated, labels = accelerator.gather_for_metrics((generated, labels))
+        decoded = decode_generations(tokenizer, generated, labels, config.decoder_start_token_id, config.eos_token_id)
+        for collected, batch_values in zip((hypotheses, references, lengths), decoded, strict=True):
+            collected += batch_values
+    model.train()
+    scores = score_generations(metric, hypotheses, references, lengths)
+    return {f"eval_{name}": value for name, value in scores.items()} | {"eval_samples": len(hypotheses)}
+
+
+def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Share of hypotheses equal to their reference, ignoring whitespace at the ends and between words."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    if not hypotheses:
+        raise ValueError("exact match of no sentences")
+    matches = sum(hyp.split() == ref.split() for hyp, ref in zip(hypotheses, references, strict=True))
+    return matches / len(hypotheses)
+
+
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], metric=None, signatures: bool = False) -> dict:
+    """Corpus BLEU and chrF (sacreBLEU, via `load_translation_metric()` unless a `metric` is given), exact match;
+    with `signatures`, sacreBLEU's signatures of the two scores too."""
+    metric = metric or load_translation_metric()
+    scores = metric.compute(predictions=list(hypotheses), references=list(references))
+    result = {
+        "count": len(hypotheses),
+        "bleu": scores["bleu"],
+        "chrf": scores["chrf"],
+        "exact_match": exact_match(hypotheses, references),
+    }
+    if signatures:
+        result.update(bleu_signature=scores["bleu_signature"], chrf_signature=scores["chrf_signature"])
+    return result
+
+
+def write_translations(path: str | Path, sources: Sequence[str], references: Sequence[str], hypotheses: Sequence[str]):
+    """One JSON line per pair: `{"source", "reference", "hypothesis"}`, UTF-8 as is."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as lines:
+        for source, reference, hypothesis in zip(sources, references, hypotheses, strict=True):
+            row = {"source": source, "reference": reference, "hypothesis": hypothesis}
+            lines.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def draw_heatmaps(
+    model, tokenizer, sentences: Sequence[str], folder: str | Path, prefix: str, layer: int = -1, title_prefix=""
+) -> list[dict]:
+    """Translate each sentence and draw its cross-attention (one panel per head and their average) into
+    `folder/{prefix}{index}.png`; returns `{"sentence", "translation", "path"}` per sentence (`path` None for
+    `attention_type="none"`, which has no weights to draw)."""
+    heatmaps = []
+    for index, sentence in enumerate(sentences):
+        if model.config.attention_type == "none":
+            translation = translate(model, tokenizer, [sentence])[0]
+            heatmaps.append({"sentence": sentence, "translation": translation, "path": None})
+            continue
+        alignment = align(model, tokenizer, sentence)
+        title = f"{title_prefix}{sentence}\n-> {alignment.translation}"
+        path = plot_alignment(alignment, Path(folder) / f"{prefix}{index}.png", layer, title)
+        heatmaps.append({"sentence": sentence, "translation": alignment.translation, "path": str(path)})
+    return heatmaps
+
+
+def evaluate_test_split(
+    model, tokenizer, test_text, data_args: DataArguments, output_dir: str | Path, batch_size: int
+) -> dict:
+    """Beam-search the test split; write `test_results.json`, `test_translations.jsonl` and attention heatmaps.
+
+    Translation goes through `translate` rather than `Trainer.predict`: with `train_sampling_strategy=group_by_length`
+    the Trainer also length-groups evaluation batches, so `predict` returns generations in a permuted order (fine for
+    validation BLEU, which pairs them with labels in the same order; wrong for writing them beside their sources).
+    BLEU and chrF are scored against the corpus's own reference strings (decoded token ids would lose characters the
+    tokenizer maps to <unk>) and come with sacreBLEU's signatures.
+    """
+    output_dir = Path(output_dir)
+    sources = [pair[data_args.src_lang] for pair in test_text["translation"]]
+    references = [pair[data_args.tgt_lang] for pair in test_text["translation"]]
+    start = time.perf_counter()
+    hypotheses = translate(model, tokenizer, sources, batch_size=batch_size)
+    runtime = time.perf_counter() - start
+    scores = load_translation_metric().compute(predictions=hypotheses, references=references)
+    metrics = {
+        "test_bleu": scores["bleu"],
+        "test_chrf": scores["chrf"],
+        "test_bleu_signature": scores["bleu_signature"],
+        "test_chrf_signature": scores["chrf_signature"],
+        "test_samples": len(hypotheses),
+        # The beams `generate` used: the config's, else its default (greedy).
+        "test_num_beams": model.generation_config.num_beams or 1,
+        "test_runtime": round(runtime, 2),
+    }
+    with (output_dir / "test_results.json").open("w") as file:
+        json.dump(metrics, file, indent=2)
+    write_translations(output_dir / "test_translations.jsonl", sources, references, hypotheses)
+    if model.config.attention_type != "none":
+        # The shortest test sentences of 5+ words: readable heatmaps that can still show reordering.
+        examples = sorted((source for source in sources if len(source.split()) >= 5), key=len)
+        for heatmap in draw_heatmaps(model, tokenizer, examples[: data_args.plot_examples], output_dir, "attention_"):
+            logger.info("attention heatmap: %s", heatmap["path"])
+    return metrics
+
+
+__all__ = [
+    "build_compute_metrics",
+    "corpus_scores",
+    "decode_generations",
+    "draw_heatmaps",
+    "evaluate_generation",
+    "evaluate_test_split",
+    "exact_match",
+    "generated_lengths",
+    "score_generations",
+    "write_translations",
+]

@@ -1,0 +1,120 @@
+"""What both training loops start from: the corpus, its tokenized splits, the tokenizer and the model, with the
+generation settings the saved checkpoints keep."""
+
+import logging
+
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationConfig
+
+from .arguments import DataArguments, ModelArguments
+from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
+from .data import load_translation_corpus
+from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
+from .tokenization import corpus_texts, load_tokenizer, tokenize_translations, train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+def build_model(model_args: ModelArguments, tokenizer) -> Seq2SeqAttentionForConditionalGeneration:
+    config = Seq2SeqAttentionConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=model_args.hidden_size,
+        num_hidden_layers=model_args.num_hidden_layers,
+        num_attention_heads=model_args.num_attention_heads,
+        attention_type=model_args.attention_type,
+        rnn_type=model_args.rnn_type,
+        dropout=model_args.dropout,
+        attention_dropout=model_args.attention_dropout,
+        initializer_range=model_args.initializer_range,
+        compile_additive_attention=model_args.compile_additive_attention,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id,
+    )
+    return Seq2SeqAttentionForConditionalGeneration(config)
+
+
+def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_split, data_args):
+    if training_args.resume_from_checkpoint:
+        # The checkpoint's own tokenizer: a retrained one might differ from the ids the weights were trained on.
+        # Its config too, whatever the model arguments say; the Trainer then loads the weights.
+        tokenizer = load_tokenizer(training_args.resume_from_checkpoint)
+        config = AutoConfig.from_pretrained(training_args.resume_from_checkpoint)
+        return tokenizer, AutoModelForSeq2SeqLM.from_config(config)
+    if model_args.init_from:
+        tokenizer = load_tokenizer(model_args.init_from)
+        overrides = {"compile_additive_attention": True} if model_args.compile_additive_attention else {}
+        return tokenizer, AutoModelForSeq2SeqLM.from_pretrained(model_args.init_from, **overrides)
+    tokenizer = train_tokenizer(
+        corpus_texts(train_split, data_args.src_lang, data_args.tgt_lang),
+        vocab_size=model_args.vocab_size,
+        model_max_length=data_args.max_source_length,
+    )
+    return tokenizer, build_model(model_args, tokenizer)
+
+
+def load_corpus(data_args: DataArguments):
+    """The text splits (`DatasetDict` of `{"translation": {src, tgt}}` rows) that `data_args` names."""
+    return load_translation_corpus(
+        data_args.corpus,
+        data_args.src_lang,
+        data_args.tgt_lang,
+        validation_size=data_args.validation_size,
+        test_size=data_args.test_size,
+        seed=data_args.split_seed,
+        synthetic_size=data_args.synthetic_size,
+        synthetic_min_length=data_args.synthetic_min_length,
+        synthetic_max_length=data_args.synthetic_max_length,
+    )
+
+
+def set_generation_defaults(generation_config: GenerationConfig, training_args, data_args: DataArguments) -> None:
+    """What the saved checkpoints generate with by default: `generation_num_beams` beams (else the config's, else
+    greedy), and at most `max_target_length` new tokens, the longest target trained on (`generation_max_length`, a
+    length with the decoder start token, when given).
+
+    The limit is `max_new_tokens`, with `max_length` unset: a `generate(max_new_tokens=...)` call then overrides it
+    without a warning that both are set.
+    """
+    generation_config.num_beams = training_args.generation_num_beams or generation_config.num_beams or 1
+    if training_args.generation_max_length is not None:
+        generation_config.max_new_tokens = training_args.generation_max_length - 1
+    else:
+        generation_config.max_new_tokens = data_args.max_target_length
+    generation_config.max_length = None
+
+
+def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> tuple:
+    """The corpus (text splits), its tokenized form, the tokenizer and the model, as both training scripts use them.
+
+    Returns `(corpus, tokenized, tokenizer, model)`: `corpus` holds `{"translation": {src, tgt}}` rows per split,
+    `tokenized` the `input_ids` / `attention_mask` / `labels` of each split within the length limits.
+    """
+    if training_args.generation_max_length is not None and training_args.generation_max_length < 2:
+        raise ValueError(
+            f"--generation_max_length {training_args.generation_max_length}: the length counts the decoder start "
+            "token, so it must be at least 2"
+        )
+    corpus = load_corpus(data_args)
+    if data_args.max_train_samples is not None:
+        corpus["train"] = corpus["train"].select(range(min(data_args.max_train_samples, len(corpus["train"]))))
+    if data_args.max_eval_samples is not None:
+        corpus["validation"] = corpus["validation"].select(
+            range(min(data_args.max_eval_samples, len(corpus["validation"])))
+        )
+    logger.info("corpus %s: %s", data_args.corpus, {name: len(split) for name, split in corpus.items()})
+
+    tokenizer, model = _load_tokenizer_and_model(model_args, training_args, corpus["train"], data_args)
+    set_generation_defaults(model.generation_config, training_args, data_args)
+    tokenized = tokenize_translations(
+        corpus,
+        tokenizer,
+        data_args.src_lang,
+        data_args.tgt_lang,
+        data_args.max_source_length,
+        data_args.max_target_length,
+    )
+    return corpus, tokenized, tokenizer, model
+
+
+__all__ = ["build_model", "load_corpus", "load_data_and_model", "set_generation_defaults"]
