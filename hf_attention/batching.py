@@ -11,10 +11,10 @@ class ShuffledLengthGroupedSampler(Sampler):
     """Batches of similar length, visited in random order.
 
     transformers' `LengthGroupedSampler` sorts each megabatch (50 batches) by decreasing length and visits its
-    batches in that order, so training sweeps from long to short sentences 50 batches at a time. Measured on the
-    reversal preset (400 steps): exact match 0.855 instead of 1.00, the model having last seen short sequences
-    stops early. This sampler keeps the same grouping (`get_length_grouped_indices`) and shuffles the batches; the
-    longest stays first so that running out of memory happens at once.
+    batches in that order, so training sweeps from long to short sentences 50 batches at a time; on the reversal
+    preset a model trained that way, having last seen short sequences, learns to stop early. This sampler keeps the
+    same grouping (`get_length_grouped_indices`) and shuffles the batches; the longest stays first so that running
+    out of memory happens at once.
 
     With a `seed`, the order of an epoch depends only on `(seed, epoch)` (see `set_epoch`): every process computes
     the same order without synchronising, and a resumed run sees the batches an uninterrupted one would. Without

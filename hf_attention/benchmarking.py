@@ -234,6 +234,8 @@ def _cpu_peak_memory_worker(args_dict: dict, model_name: str, length: int, queue
 
 
 def peak_training_memory_mb(model, args: BenchmarkArguments, model_name: str, length: int) -> float:
+    """The memory one training step at `length` needs on top of the model: CUDA's peak allocation, or on the CPU
+    the rise of the resident set in a freshly spawned process."""
     if args.device == "cuda":
         model.train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -255,6 +257,7 @@ def peak_training_memory_mb(model, args: BenchmarkArguments, model_name: str, le
 
 
 def environment(args: BenchmarkArguments) -> dict:
+    """What the figures were measured on: machine, device, dtype, threads, versions, attention implementation."""
     if args.device == "cuda":
         machine = torch.cuda.get_device_name()
     else:

@@ -24,7 +24,7 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
             sees one fixed context vector, the Cho et al. 2014 encoder-decoder).
         rnn_type (`str`, defaults to `"lstm"`): `"lstm"` or `"gru"`, for encoder and decoder. LSTM is the default
             because PyTorch runs it as one fused oneDNN kernel per layer on CPUs (GRU steps through a per-position
-            loop there); the README compares the two.
+            loop there).
         dropout (`float`, defaults to 0.2): dropout on embeddings and between layers.
         attention_dropout (`float`, defaults to 0.0): dropout on the attention weights.
         attention_chunk_size (`int`, defaults to 2**24): upper bound on the number of elements of the additive
@@ -33,7 +33,7 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
         compile_additive_attention (`bool`, defaults to `False`): opt-in; score `"bahdanau"` with
             `FusedAdditiveScores` (`fused_additive_attention.py`): `torch.compile`d kernels that compute
             tanh(q_i + k_j) in registers, forward and backward, instead of materialising it in chunks. Same values
-            within float32 rounding; it pays off where the attention is large (see the README's benchmark). The first
+            within float32 rounding; it pays off where the attention is large (see docs/benchmark.md). The first
             call compiles and needs a C++ compiler on CPUs; short generation is slower than eager, so it is off by
             default.
         initializer_range (`float`, defaults to 0.1): standard deviation of the normal init of linear layers and

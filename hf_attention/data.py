@@ -104,6 +104,7 @@ def split_pairs(
 
 
 def pairs_to_dataset_dict(splits: dict[str, list[tuple[str, str]]], src_lang: str, tgt_lang: str) -> DatasetDict:
+    """`{split: [(source, target), ...]}` as a `DatasetDict` of `{"translation": {src_lang, tgt_lang}}` rows."""
     return DatasetDict(
         {
             name: Dataset.from_dict({"translation": [{src_lang: src, tgt_lang: tgt} for src, tgt in pairs]})

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_model(model_args: ModelArguments, tokenizer) -> Seq2SeqAttentionForConditionalGeneration:
+    """A new model of `model_args`' architecture, sized to `tokenizer` and using its special token ids."""
     config = Seq2SeqAttentionConfig(
         vocab_size=len(tokenizer),
         hidden_size=model_args.hidden_size,
@@ -35,6 +36,7 @@ def build_model(model_args: ModelArguments, tokenizer) -> Seq2SeqAttentionForCon
 
 
 def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_split, data_args):
+    """The tokenizer and model of a resume, of `--init_from`, or new ones (a tokenizer trained on `train_split`)."""
     if training_args.resume_from_checkpoint:
         # The checkpoint's own tokenizer: a retrained one might differ from the ids the weights were trained on.
         # Its config too, whatever the model arguments say; the Trainer then loads the weights.

@@ -19,6 +19,7 @@ POSITIVE_GENERATION_SETTINGS = ("num_beams", "max_new_tokens", "num_return_seque
 
 
 def batched(items: Iterable, batch_size: int) -> Iterator[list]:
+    """Lists of `batch_size` consecutive items (the last may be shorter)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batch = []
