@@ -198,7 +198,7 @@ def evaluate_test_split(
     start = time.perf_counter()
     hypotheses = translate(model, tokenizer, sources, batch_size=batch_size)
     runtime = time.perf_counter() - start
-    scores = load_translation_metric().compute(predictions=hypotheses, references=references)
+    scores = corpus_scores(hypotheses, references, signatures=True)
     metrics = {
         "test_bleu": scores["bleu"],
         "test_chrf": scores["chrf"],
