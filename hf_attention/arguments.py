@@ -26,6 +26,9 @@ class ModelArguments:
     num_attention_heads: int = 4
     dropout: float = 0.2
     attention_dropout: float = 0.0
+    word_dropout: float = field(
+        default=0.0, metadata={"help": "probability of dropping a whole source or target token in training"}
+    )
     initializer_range: float = 0.1
     compile_additive_attention: bool = field(
         default=False, metadata={"help": "bahdanau: fused torch.compile kernels (needs a C++ compiler on CPUs)"}
@@ -61,6 +64,33 @@ class DataArguments:
     plot_examples: int = field(default=3, metadata={"help": "test sentences whose attention is plotted"})
 
 
+@dataclass
+class TranslationTrainingArguments(Seq2SeqTrainingArguments):
+    """`Seq2SeqTrainingArguments` with the two budgets NMT toolkits train by: wall-clock time and tokens per batch."""
+
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "stop training (saving and evaluating the last step) once this many minutes have passed; the "
+            "learning-rate schedule then runs over the time budget rather than over max_steps"
+        },
+    )
+    max_tokens_per_batch: int | None = field(
+        default=None,
+        metadata={
+            "help": "batch by tokens: each device's batch holds at most this many padded tokens (sentences x the "
+            "longest side), replacing per_device_train_batch_size"
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise ValueError(f"max_train_minutes={self.max_train_minutes} must be a positive number of minutes.")
+        if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:
+            raise ValueError(f"max_tokens_per_batch={self.max_tokens_per_batch} must be a positive number of tokens.")
+
+
 def check_report_to(training_args: Seq2SeqTrainingArguments) -> None:
     """Drop tensorboard from `report_to`, with a warning, when it is not installed."""
     if "tensorboard" in training_args.report_to and importlib.util.find_spec("tensorboard") is None:
@@ -81,4 +111,10 @@ def resolve_cpu_precision(training_args: Seq2SeqTrainingArguments) -> None:
             training_args.mixed_precision = "no"
 
 
-__all__ = ["DataArguments", "ModelArguments", "check_report_to", "resolve_cpu_precision"]
+__all__ = [
+    "DataArguments",
+    "ModelArguments",
+    "TranslationTrainingArguments",
+    "check_report_to",
+    "resolve_cpu_precision",
+]

@@ -1,5 +1,5 @@
-"""Batching: length-grouped training batches in random order, and the data loaders of the Accelerate loop (the
-Trainer builds its own from the same sampler)."""
+"""Batching: length-grouped training batches in random order, by sentences or by tokens, and the data loaders of the
+Accelerate loop (the Trainer builds its own from the same samplers)."""
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -47,6 +47,72 @@ class ShuffledLengthGroupedSampler(Sampler):
         return iter([index for batch in order for index in batches[batch]])
 
 
+class TokenBudgetBatchSampler(Sampler):
+    """Batches of similar length holding at most `max_tokens` padded tokens each (sentences x the longest), as NMT
+    toolkits batch: short sentences come many to a batch, long ones few, and every step sees about as many tokens.
+
+    An epoch sorts the pairs by decreasing length (ties in random order), cuts the sorted list greedily into global
+    batches of at most `max_tokens * num_processes` tokens, and visits them in random order, the longest first
+    (running out of memory happens at once). Each global batch is yielded as `num_processes` interleaved shares
+    (`batch[k::num_processes]`): Accelerate's `BatchSamplerShard` deals share k of every global batch to process k,
+    so n processes see the batches that one process with n times the budget sees (unless the epoch's last batch has
+    fewer than n pairs: it then joins the one before). The order depends only on `(seed, epoch)`, as in
+    `ShuffledLengthGroupedSampler`.
+    """
+
+    def __init__(self, lengths: list[int], max_tokens: int, num_processes: int = 1, seed: int = 0):
+        if len(lengths) < num_processes:
+            raise ValueError(f"{len(lengths)} training pairs cannot be shared among {num_processes} processes.")
+        if max(lengths) > max_tokens:
+            raise ValueError(
+                f"max_tokens_per_batch={max_tokens} is less than the longest training pair ({max(lengths)} tokens); "
+                f"use at least {max(lengths)} or lower max_source_length / max_target_length."
+            )
+        self.lengths, self.max_tokens, self.num_processes, self.seed = lengths, max_tokens, num_processes, seed
+        self.epoch = 0
+        self._batches = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def global_batches(self) -> list[list[int]]:
+        """This epoch's global batches, in the order they are visited."""
+        if self.epoch not in self._batches:
+            self._batches = {self.epoch: self._draw_batches()}
+        return self._batches[self.epoch]
+
+    def _draw_batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        lengths = torch.tensor(self.lengths)
+        shuffled = torch.randperm(len(self.lengths), generator=generator)
+        # Longest first: the batches holding the longest pairs are the fullest, and a short remainder comes last.
+        order = shuffled[torch.sort(lengths[shuffled], descending=True, stable=True).indices].tolist()
+        budget = self.max_tokens * self.num_processes
+        batches, batch, longest = [], [], 0
+        for index in order:
+            if batch and (len(batch) + 1) * max(longest, self.lengths[index]) > budget:
+                batches.append(batch)
+                batch, longest = [], 0
+            batch.append(index)
+            longest = max(longest, self.lengths[index])
+        # Every pair fits the per-process budget, so every batch but the last holds at least num_processes pairs;
+        # a last one with fewer joins the one before rather than being dropped.
+        if len(batches) > 0 and len(batch) < self.num_processes:
+            batches[-1].extend(batch)
+        else:
+            batches.append(batch)
+        rest = [batches[index + 1] for index in torch.randperm(len(batches) - 1, generator=generator).tolist()]
+        return [batches[0]] + rest
+
+    def __len__(self) -> int:
+        return len(self.global_batches()) * self.num_processes
+
+    def __iter__(self):
+        for batch in self.global_batches():
+            for share in range(self.num_processes):
+                yield batch[share :: self.num_processes]
+
+
 def pair_lengths(dataset) -> list[int]:
     """The length to group a tokenized pair by: the longer of source and target, since each side is padded."""
     return [
@@ -60,8 +126,19 @@ def data_seed(training_args: Seq2SeqTrainingArguments) -> int:
 
 
 def build_train_dataloader(train_dataset, collator, training_args, num_processes: int) -> DataLoader:
-    """Batches of `per_device_train_batch_size`, their order a function of the seed and the epoch only."""
+    """Batches of `max_tokens_per_batch` tokens (`TokenBudgetBatchSampler`) or of `per_device_train_batch_size`
+    pairs, their order a function of the seed and the epoch only."""
     seed = data_seed(training_args)
+    if training_args.max_tokens_per_batch is not None:
+        sampler = TokenBudgetBatchSampler(
+            pair_lengths(train_dataset), training_args.max_tokens_per_batch, num_processes, seed
+        )
+        return DataLoader(
+            train_dataset,
+            batch_sampler=sampler,
+            collate_fn=collator,
+            num_workers=training_args.dataloader_num_workers,
+        )
     if training_args.train_sampling_strategy == "group_by_length":
         # Grouped by the global batch, which `prepare` deals out to the processes one per-process batch each.
         global_batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
@@ -90,6 +167,7 @@ def build_eval_dataloader(eval_dataset, collator, batch_size: int) -> DataLoader
 
 __all__ = [
     "ShuffledLengthGroupedSampler",
+    "TokenBudgetBatchSampler",
     "build_eval_dataloader",
     "build_train_dataloader",
     "data_seed",

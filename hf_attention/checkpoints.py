@@ -1,5 +1,6 @@
-"""Checkpoint folders: which Trainer checkpoint a `--resume_from_checkpoint` means (complete ones only), and the
-Accelerate loop's checkpoints (its position as JSON, folders that are renamed into place only once complete)."""
+"""Checkpoint folders: which Trainer checkpoint a `--resume_from_checkpoint` means (complete ones only), the
+Accelerate loop's checkpoints (its position as JSON, folders that are renamed into place only once complete), and
+checkpoint averaging."""
 
 import json
 import logging
@@ -8,7 +9,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
@@ -167,9 +171,81 @@ def remove_partial_checkpoints(output_dir: Path) -> list[Path]:
     return stale
 
 
+def checkpoints_to_average(paths: list[str | Path], last: int | None = None) -> list[Path]:
+    """The checkpoint folders that `paths` name, oldest first: a folder holding `model.safetensors` is one, a run
+    folder stands for its `checkpoint-N` folders with weights (the newest `last` of them when `last` is given)."""
+    folders = []
+    for path in map(Path, paths):
+        if (path / "model.safetensors").is_file():
+            folders.append(path)
+        elif path.is_dir():
+            found = [folder for folder in _checkpoints_newest_first(path) if (folder / "model.safetensors").is_file()]
+            if not found:
+                raise ValueError(f"{path}: neither model.safetensors nor {PREFIX_CHECKPOINT_DIR}-N folders with one")
+            folders.extend(reversed(found[:last] if last else found))
+        else:
+            raise ValueError(f"{path}: no such folder")
+    return folders
+
+
+def average_checkpoints(folders: list[str | Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the `model.safetensors` weights of `folders` (computed in float64, stored in each
+    tensor's own dtype), as NMT toolkits average the last checkpoints of a run.
+
+    Raises:
+        ValueError: naming the folder and tensor where the checkpoints differ in names, shapes or dtypes, or hold
+            different integer tensors (which have no mean).
+    """
+    if not folders:
+        raise ValueError("average_checkpoints: no checkpoint folders given")
+    reference_folder, *others = map(Path, folders)
+    reference = load_file(reference_folder / "model.safetensors")
+    sums = {name: tensor.double() if tensor.is_floating_point() else tensor for name, tensor in reference.items()}
+    for folder in others:
+        weights = load_file(folder / "model.safetensors")
+        if weights.keys() != reference.keys():
+            difference = sorted(weights.keys() ^ reference.keys())
+            raise ValueError(f"{folder} and {reference_folder} hold different tensors: {', '.join(difference[:5])}")
+        for name, tensor in weights.items():
+            if tensor.shape != reference[name].shape or tensor.dtype != reference[name].dtype:
+                raise ValueError(
+                    f"{folder}: {name} is {tuple(tensor.shape)} {tensor.dtype}, in {reference_folder} "
+                    f"{tuple(reference[name].shape)} {reference[name].dtype}"
+                )
+            if tensor.is_floating_point():
+                sums[name] += tensor.double()
+            elif not torch.equal(tensor, reference[name]):
+                raise ValueError(f"{folder}: the integer tensor {name} differs from {reference_folder}'s")
+    count = len(folders)
+    return {
+        name: (total / count).to(reference[name].dtype) if total.is_floating_point() else total
+        for name, total in sums.items()
+    }
+
+
+def save_averaged_checkpoint(folders: list[str | Path], output_dir: str | Path) -> Path:
+    """Write a complete model folder to `output_dir`: the newest of `folders` (config, generation config, tokenizer,
+    code files) with the average of all their weights, and `averaged_checkpoints.json` naming them."""
+    output_dir = Path(output_dir)
+    newest = Path(folders[-1])
+    model = AutoModelForSeq2SeqLM.from_pretrained(newest)
+    missing, unexpected = model.load_state_dict(average_checkpoints(folders), strict=False)
+    stored = set(load_file(newest / "model.safetensors"))
+    if unexpected or any(name in stored for name in missing):
+        raise ValueError(f"{newest}: the averaged weights do not fit the model it holds ({unexpected or missing})")
+    model.save_pretrained(output_dir)
+    AutoTokenizer.from_pretrained(newest).save_pretrained(output_dir)
+    (output_dir / "averaged_checkpoints.json").write_text(json.dumps([str(folder) for folder in folders], indent=1))
+    logger.info("averaged %d checkpoints into %s", len(folders), output_dir)
+    return output_dir
+
+
 __all__ = [
     "PROGRESS_NAME",
     "TrainingProgress",
+    "average_checkpoints",
+    "checkpoints_to_average",
+    "save_averaged_checkpoint",
     "remove_partial_checkpoints",
     "resolve_resume_checkpoint",
     "save_checkpoint",

@@ -25,6 +25,7 @@ def build_model(model_args: ModelArguments, tokenizer) -> Seq2SeqAttentionForCon
         rnn_type=model_args.rnn_type,
         dropout=model_args.dropout,
         attention_dropout=model_args.attention_dropout,
+        word_dropout=model_args.word_dropout,
         initializer_range=model_args.initializer_range,
         compile_additive_attention=model_args.compile_additive_attention,
         pad_token_id=tokenizer.pad_token_id,

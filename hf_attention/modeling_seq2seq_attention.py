@@ -226,6 +226,23 @@ def _attention_type_of_weights(loading_info: dict) -> str | None:
 
 
 @functools.cache
+def drop_words(embeddings: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Word dropout: zero the whole embedding of each token with probability `rate` in training.
+
+    Args:
+        embeddings: [batch, seq_len, hidden_size].
+
+    Returns:
+        [batch, seq_len, hidden_size]: each position either zero or its embedding scaled by 1 / (1 - rate), as
+        dropout scales, so that the expected input is the same in training and inference; unchanged when not
+        training or `rate` is 0.
+    """
+    if not training or rate == 0:
+        return embeddings
+    keep = torch.empty(embeddings.shape[:2] + (1,), dtype=embeddings.dtype, device=embeddings.device)
+    return embeddings * keep.bernoulli_(1.0 - rate).div_(1.0 - rate)
+
+
 def cpu_has_bf16_kernels() -> bool:
     """Whether oneDNN has bf16 kernels on this CPU (AVX-512 BF16 or AMX). Without them its bf16 LSTM fails to build
     and other bf16 ops are emulated, slower than float32."""
@@ -472,6 +489,7 @@ class Seq2SeqAttentionEncoder(nn.Module):
                 f"inputs_embeds has shape {tuple(inputs_embeds.shape)}; expected [batch, src_len, hidden_size] with "
                 "at least one sequence of at least one position."
             )
+        inputs_embeds = drop_words(inputs_embeds, self.config.word_dropout, self.training)
         batch_size, src_len, hidden_size = inputs_embeds.shape
         if attention_mask is None:
             mask = torch.ones(batch_size, src_len, dtype=torch.bool, device=inputs_embeds.device)
@@ -698,6 +716,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
         if decoder_inputs_embeds is None:
             _check_token_ids("decoder_input_ids", decoder_input_ids, config.vocab_size)
             decoder_inputs_embeds = self.encoder.embed_tokens(decoder_input_ids)
+        decoder_inputs_embeds = drop_words(decoder_inputs_embeds, config.word_dropout, self.training)
 
         if decoder_inputs_embeds.shape[0] != encoder_hidden_states.shape[0]:
             raise ValueError(
@@ -901,5 +920,6 @@ __all__ = [
     "Seq2SeqAttentionModel",
     "Seq2SeqAttentionPreTrainedModel",
     "cpu_has_bf16_kernels",
+    "drop_words",
     "shift_tokens_right",
 ]

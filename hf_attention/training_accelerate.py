@@ -50,6 +50,11 @@ def _check_supported(training_args: Seq2SeqTrainingArguments) -> None:
         check_repo_id(training_args.hub_model_id)
         if (training_args.hub_token or get_token()) is None:
             raise ValueError("--push_to_hub: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
+    if training_args.max_train_minutes is not None:
+        raise ValueError(
+            f"--max_train_minutes {training_args.max_train_minutes}: a time budget is a Trainer feature "
+            "(scripts/train.py); the Accelerate loop trains --max_steps or --num_train_epochs"
+        )
     if training_args.load_best_model_at_end:
         logger.warning("load_best_model_at_end is a Trainer feature: the Accelerate loop keeps the last weights")
     if training_args.use_cpu and torch.cuda.is_available():

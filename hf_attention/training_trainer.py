@@ -13,6 +13,7 @@ from pathlib import Path
 
 import transformers
 import transformers.trainer
+from torch.utils.data import DataLoader
 from transformers import (
     AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
@@ -23,8 +24,15 @@ from transformers import (
 )
 from transformers.trainer_utils import HubStrategy
 
-from .arguments import DataArguments, ModelArguments, check_report_to, resolve_cpu_precision
-from .batching import ShuffledLengthGroupedSampler, pair_lengths
+from .arguments import (
+    DataArguments,
+    ModelArguments,
+    TranslationTrainingArguments,
+    check_report_to,
+    resolve_cpu_precision,
+)
+from .batching import ShuffledLengthGroupedSampler, TokenBudgetBatchSampler, data_seed, pair_lengths
+from .budget import WallClockBudget, budgeted_lr_schedule
 from .checkpoints import resolve_resume_checkpoint
 from .evaluation import build_compute_metrics, evaluate_test_split
 from .hub import UPLOAD_PATTERNS, build_model_card
@@ -141,6 +149,41 @@ class TranslationTrainer(Seq2SeqTrainer):
         card = build_model_card(self.args.output_dir, repo_id=repo_id, revision=self.args.hub_revision or "main")
         card.save(Path(self.args.output_dir) / "README.md")
 
+    def get_train_dataloader(self) -> DataLoader:
+        """With `max_tokens_per_batch`, batches by tokens (`TokenBudgetBatchSampler`); else the Trainer's own."""
+        if self.args.max_tokens_per_batch is None:
+            return super().get_train_dataloader()
+        dataset = self._remove_unused_columns(self.train_dataset, description="training")
+        sampler = TokenBudgetBatchSampler(
+            pair_lengths(dataset), self.args.max_tokens_per_batch, self.args.world_size, data_seed(self.args)
+        )
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
+        return self.accelerator.prepare(loader)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """With `max_train_minutes`, a schedule that ends when the time budget does (`budgeted_lr_schedule`)."""
+        budget = self._wall_clock_budget()
+        if self.lr_scheduler is None and budget is not None:
+            self.lr_scheduler = budgeted_lr_schedule(
+                optimizer if optimizer is not None else self.optimizer,
+                str(self.args.lr_scheduler_type.value),
+                self.args.get_warmup_steps(num_training_steps),
+                num_training_steps,
+                # Looked up at every step: resuming replaces the callback with one restored from the checkpoint.
+                lambda: self._wall_clock_budget().fraction(),
+            )
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def _wall_clock_budget(self) -> WallClockBudget | None:
+        return next((cb for cb in self.callback_handler.callbacks if isinstance(cb, WallClockBudget)), None)
+
     def _get_train_sampler(self, train_dataset=None):
         train_dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or "labels" not in train_dataset.column_names:
@@ -153,7 +196,7 @@ class TranslationTrainer(Seq2SeqTrainer):
 
 
 def run_training(
-    model_args: ModelArguments, data_args: DataArguments, training_args: Seq2SeqTrainingArguments
+    model_args: ModelArguments, data_args: DataArguments, training_args: TranslationTrainingArguments
 ) -> dict[str, float]:
     """Train, evaluate on the test split, save everything to `training_args.output_dir`; returns the test metrics."""
     check_hub_strategy(training_args)
@@ -168,6 +211,8 @@ def run_training(
     callbacks = []
     if data_args.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
+    if training_args.max_train_minutes is not None:
+        callbacks.append(WallClockBudget(training_args.max_train_minutes))
     trainer = TranslationTrainer(
         model=model,
         args=training_args,

@@ -11,22 +11,20 @@ alignment, and `heatmaps/{type}_{k}.png` (as their Figure 3).
     # Long reversal (4 to 60 letters, gold alignment known), training all three:
     python scripts/reproduce.py --config configs/base.yaml configs/reproduce_long.yaml
 
-The preset's training arguments (ModelArguments, DataArguments, Seq2SeqTrainingArguments of scripts/train.py) apply
+The preset's training arguments (ModelArguments, DataArguments, TranslationTrainingArguments of scripts/train.py) apply
 to every model trained here; models go to `--output_dir/{type}`. The comparison's own arguments are
 `hf_attention.comparison.ComparisonArguments` (--attention_types, --checkpoints, --bucket_edges, --min_bucket_size,
 --plot_metric, --heatmap_sentences, --heatmap_count, --max_test_samples).
 """
 
-from transformers import Seq2SeqTrainingArguments
-
-from hf_attention.arguments import DataArguments, ModelArguments
+from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
 from hf_attention.cli import parse_arguments, setup_logging
 from hf_attention.comparison import ComparisonArguments, compare_attention_types, report_tables
 
 
 def main():
     comparison_args, model_args, data_args, training_args = parse_arguments(
-        (ComparisonArguments, ModelArguments, DataArguments, Seq2SeqTrainingArguments)
+        (ComparisonArguments, ModelArguments, DataArguments, TranslationTrainingArguments)
     )
     setup_logging(training_args)
     report = compare_attention_types(comparison_args, model_args, data_args, training_args)

@@ -1,10 +1,13 @@
-"""hf_attention.batching: length-grouped batches in random order, validation batches longest first."""
+"""hf_attention.batching: length-grouped batches in random order, by sentences or by tokens, validation batches
+longest first."""
 
+import pytest
 import torch
+from accelerate.data_loader import BatchSamplerShard
 from datasets import Dataset
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from hf_attention.batching import ShuffledLengthGroupedSampler, build_eval_dataloader
+from hf_attention.batching import ShuffledLengthGroupedSampler, TokenBudgetBatchSampler, build_eval_dataloader
 
 
 def test_length_grouped_batches_come_in_random_order():
@@ -35,3 +38,43 @@ def test_validation_batches_come_longest_first():
     dataset = Dataset.from_dict({"input_ids": [[5] * n for n in (2, 7, 4, 7, 1)], "labels": [[6]] * 5})
     batches = list(build_eval_dataloader(dataset, lambda rows: [len(row["input_ids"]) for row in rows], 2))
     assert batches == [[7, 7], [4, 2], [1]]
+
+
+def test_token_batches_respect_the_budget_and_cover_every_pair_once():
+    lengths = torch.randint(1, 60, (1000,), generator=torch.Generator().manual_seed(1)).tolist()
+    sampler = TokenBudgetBatchSampler(lengths, max_tokens=400, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(index for batch in batches for index in batch) == list(range(1000))
+    assert all(len(batch) * max(lengths[index] for index in batch) <= 400 for batch in batches)
+    # Greedy packing: a batch stops only where the next pair would break the budget, so few batches are far below.
+    used = [len(batch) * max(lengths[index] for index in batch) for batch in batches]
+    assert sum(used) / len(used) > 0.85 * 400
+    assert max(lengths[index] for index in batches[0]) == max(lengths)  # the longest batch first
+    maxima = [max(lengths[index] for index in batch) for batch in batches]
+    assert maxima != sorted(maxima) and maxima != sorted(maxima, reverse=True)  # visited in random order
+
+    assert list(TokenBudgetBatchSampler(lengths, 400, seed=3)) == batches  # a function of (seed, epoch)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_token_batches_are_dealt_to_processes_as_shares_of_one_global_batch():
+    """n processes with budget b each see, step by step, the batches of one process with budget n * b."""
+    lengths = torch.randint(1, 40, (301,), generator=torch.Generator().manual_seed(2)).tolist()
+    single = list(TokenBudgetBatchSampler(lengths, max_tokens=600, num_processes=1, seed=5))
+    shared = TokenBudgetBatchSampler(lengths, max_tokens=300, num_processes=2, seed=5)
+    per_process = [list(BatchSamplerShard(shared, num_processes=2, process_index=rank)) for rank in range(2)]
+    assert len(per_process[0]) == len(per_process[1]) == len(single)
+    for step, batch in enumerate(single):
+        shares = [per_process[rank][step] for rank in range(2)]
+        assert all(shares) and sorted(shares[0] + shares[1]) == sorted(batch)
+        longest = max(lengths[index] for index in batch)
+        assert all(len(share) * longest <= 300 + longest for share in shares)
+
+
+def test_token_budget_below_the_longest_pair_is_refused():
+    with pytest.raises(ValueError, match=r"max_tokens_per_batch=10 is less than the longest training pair \(12"):
+        TokenBudgetBatchSampler([3, 12, 5], max_tokens=10)
+    with pytest.raises(ValueError, match="3 training pairs cannot be shared among 4 processes"):
+        TokenBudgetBatchSampler([3, 4, 5], max_tokens=100, num_processes=4)

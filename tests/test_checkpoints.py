@@ -1,15 +1,26 @@
-"""Which checkpoint `--resume_from_checkpoint` resumes: the newest complete one, never a half-written folder."""
+"""Checkpoint folders: which checkpoint `--resume_from_checkpoint` resumes (the newest complete one, never a
+half-written folder), and checkpoint averaging."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
-from launching import TINY
-from transformers import Seq2SeqTrainingArguments
+import torch
+from launching import REPO_ROOT, TINY, run
+from safetensors.torch import load_file
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from hf_attention.arguments import DataArguments, ModelArguments
-from hf_attention.checkpoints import resolve_resume_checkpoint
+from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
+from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
+from hf_attention.checkpoints import (
+    average_checkpoints,
+    checkpoints_to_average,
+    resolve_resume_checkpoint,
+    save_averaged_checkpoint,
+)
 from hf_attention.cli import parse_arguments
+from hf_attention.tokenization import train_tokenizer
 from hf_attention.training_trainer import run_training
 
 
@@ -77,5 +88,62 @@ def test_run_training_refuses_an_incomplete_checkpoint_before_loading_anything(r
     arguments = [*TINY, "--output_dir", str(tmp_path / "out"),
                  "--resume_from_checkpoint", str(run_folder / "checkpoint-10")]  # fmt: skip
     with pytest.raises(ValueError, match="missing: model.safetensors, trainer_state.json"):
-        run_training(*parse_arguments((ModelArguments, DataArguments, Seq2SeqTrainingArguments), arguments))
+        run_training(*parse_arguments((ModelArguments, DataArguments, TranslationTrainingArguments), arguments))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def three_checkpoints(tmp_path_factory) -> Path:
+    """A run folder with checkpoint-1, -2, -3: one architecture, three different random inits."""
+    run_dir = tmp_path_factory.mktemp("averaging")
+    tokenizer = train_tokenizer(["a b c d e f g"] * 4, vocab_size=40)
+    for step in (1, 2, 3):
+        torch.manual_seed(step)
+        config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1,
+                                        num_attention_heads=2)  # fmt: skip
+        folder = run_dir / f"checkpoint-{step}"
+        Seq2SeqAttentionForConditionalGeneration(config).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return run_dir
+
+
+def test_averaged_weights_are_the_mean_of_the_state_dicts(three_checkpoints, tmp_path):
+    folders = checkpoints_to_average([three_checkpoints])
+    assert [folder.name for folder in folders] == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+    weights = [load_file(folder / "model.safetensors") for folder in folders]
+    averaged = average_checkpoints(folders)
+    assert averaged.keys() == weights[0].keys()
+    for name, tensor in averaged.items():
+        expected = torch.stack([w[name].double() for w in weights]).mean(dim=0).float()
+        assert torch.equal(tensor, expected), name
+
+    output = save_averaged_checkpoint(folders, tmp_path / "averaged")
+    model = AutoModelForSeq2SeqLM.from_pretrained(output)
+    assert model.lm_head.weight is model.model.encoder.embed_tokens.weight  # still tied
+    for name, tensor in model.state_dict().items():
+        stored = name if name in averaged else "model.encoder.embed_tokens.weight"
+        assert torch.equal(tensor, averaged[stored]), name
+    assert len(AutoTokenizer.from_pretrained(output)) == model.config.vocab_size
+    assert json.loads((output / "averaged_checkpoints.json").read_text()) == [str(folder) for folder in folders]
+
+
+def test_the_last_checkpoints_of_a_run_and_the_command(three_checkpoints, tmp_path):
+    assert [folder.name for folder in checkpoints_to_average([three_checkpoints], last=2)] == [
+        "checkpoint-2", "checkpoint-3",
+    ]  # fmt: skip
+    run([sys.executable, str(REPO_ROOT / "scripts" / "average_checkpoints.py"), "--checkpoints",
+         str(three_checkpoints), "--last", "2", "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    expected = average_checkpoints(checkpoints_to_average([three_checkpoints], last=2))
+    got = load_file(tmp_path / "out" / "model.safetensors")
+    assert all(torch.equal(got[name], expected[name]) for name in expected)
+
+
+def test_checkpoints_that_do_not_match_are_refused(three_checkpoints, tmp_path):
+    config = Seq2SeqAttentionConfig(vocab_size=40, hidden_size=8, num_hidden_layers=1, num_attention_heads=2)
+    Seq2SeqAttentionForConditionalGeneration(config).save_pretrained(tmp_path / "narrow")
+    with pytest.raises(ValueError, match=r"narrow: model.decoder.bridge.bias is \(8,\) torch.float32"):
+        average_checkpoints([three_checkpoints / "checkpoint-1", tmp_path / "narrow"])
+    with pytest.raises(ValueError, match="neither model.safetensors nor checkpoint-N folders"):
+        checkpoints_to_average([tmp_path])
+    with pytest.raises(ValueError, match="no such folder"):
+        checkpoints_to_average([tmp_path / "missing"])

@@ -46,6 +46,7 @@ def test_round_trip_through_auto_config(tmp_path):
         ({"hidden_size": 15, "num_attention_heads": 3}, r"hidden_size=15 must be even"),
         ({"num_hidden_layers": 0}, r"num_hidden_layers=0 must be a positive integer"),
         ({"dropout": 1.5}, r"dropout=1.5 must be in \[0, 1\)"),
+        ({"word_dropout": 1.0}, r"word_dropout=1.0 must be in \[0, 1\)"),
     ],
 )
 def test_bad_values_raise_value_error_naming_them(kwargs, message):

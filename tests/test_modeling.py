@@ -19,7 +19,7 @@ from hf_attention import (
     Seq2SeqAttentionModel,
     shift_tokens_right,
 )
-from hf_attention.modeling_seq2seq_attention import CACHE_OUTPUT_FIELD
+from hf_attention.modeling_seq2seq_attention import CACHE_OUTPUT_FIELD, drop_words
 
 VOCAB, HIDDEN, LAYERS, HEADS = 40, 16, 2, 4
 ALL_VARIANTS = [(attention_type, rnn_type) for attention_type in ATTENTION_TYPES for rnn_type in ("gru", "lstm")]
@@ -692,3 +692,38 @@ def test_bf16_autocast_on_a_cpu_without_bf16_rnn_kernels_runs_the_rnns_in_float3
             mixed = model(input_ids, attention_mask=attention_mask, labels=labels).loss
     torch.testing.assert_close(mixed, eager, atol=0.05, rtol=0.02)
     assert all(parameter.grad is not None for parameter in model.model.encoder.layers[0].parameters())
+
+
+def test_word_dropout_zeroes_whole_tokens_and_scales_the_rest():
+    embeddings = torch.randn(4, 50, 8) + 3.0  # no entry is 0 by chance
+    torch.manual_seed(0)
+    dropped = drop_words(embeddings, 0.25, training=True)
+    zero = (dropped == 0).all(dim=-1)
+    kept = ~zero
+    assert ((dropped == 0) == zero.unsqueeze(-1)).all()  # a token is dropped whole or not at all
+    torch.testing.assert_close(dropped[kept], embeddings[kept] / 0.75)
+    assert 0.15 < zero.float().mean() < 0.35
+    assert torch.equal(drop_words(embeddings, 0.25, training=False), embeddings)
+    assert torch.equal(drop_words(embeddings, 0.0, training=True), embeddings)
+
+
+def test_word_dropout_drops_source_and_decoder_tokens_in_training_only():
+    source_ids, _, labels = batch(src_len=40, tgt_len=30)
+    inputs = {"input_ids": source_ids, "labels": labels}
+    inputs["decoder_input_ids"] = shift_tokens_right(labels, pad_token_id=0, decoder_start_token_id=1)
+    model = make_model(word_dropout=0.5)
+    reference = make_model()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, reference(**inputs).logits)  # eval: no word dropout
+        model.train()
+        seen = {}
+        model.model.encoder.layers[0].register_forward_hook(lambda module, args, out: seen.update(source=args[0]))
+        model.model.decoder.layers[0].register_forward_hook(lambda module, args, out: seen.update(target=args[0]))
+        torch.manual_seed(1)
+        model(**inputs)
+    for name, ids in (("source", inputs["input_ids"]), ("target", inputs["decoder_input_ids"])):
+        zero = (seen[name] == 0).all(dim=-1)
+        embedded = model.model.encoder.embed_tokens(ids)
+        # No padding in this batch: the encoder's gathering of real tokens to the front leaves the order as it is.
+        assert 0 < zero.sum() < zero.numel(), name
+        torch.testing.assert_close(seen[name][~zero], embedded[~zero] / 0.5, msg=name)

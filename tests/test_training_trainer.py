@@ -14,6 +14,7 @@ from launching import OFFLINE, REPO_ROOT, TINY, run, script, torchrun
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+from hf_attention.checkpoints import resolve_resume_checkpoint
 from hf_attention.data import reversal_pairs
 from hf_attention.translation import translate
 
@@ -158,6 +159,27 @@ def test_fine_tuning_starts_from_the_given_checkpoint(tiny_run, tmp_path):
     assert json.loads((finetuned / "trainer_state.json").read_text())["global_step"] == 2
 
 
+def test_time_budget_stops_with_a_saved_evaluated_checkpoint_and_a_finished_schedule(tmp_path):
+    run_train(*TINY, "--max_steps", "100000", "--max_train_minutes", "0.05", "--warmup_steps", "0",
+              "--eval_steps", "100000", "--save_steps", "100000", "--logging_steps", "1", "--plot_examples", "0",
+              "--max_tokens_per_batch", "100", "--word_dropout", "0.1", "--output_dir", str(tmp_path))  # fmt: skip
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    step = state["global_step"]
+    assert 10 < step < 100000
+    assert state["stateful_callbacks"]["WallClockBudget"]["attributes"]["elapsed_seconds"] >= 3.0
+    assert [entry["step"] for entry in state["log_history"] if "eval_bleu" in entry] == [step]
+    rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
+    assert rates[0] > 0.5 * max(rates) and rates[-1] < 0.05 * max(rates)  # decayed over the time, to the end
+    checkpoint = tmp_path / f"checkpoint-{step}"
+    assert resolve_resume_checkpoint(True, tmp_path) == str(checkpoint)
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
+    assert model.config.word_dropout == 0.1
+    torch.testing.assert_close(
+        model.model.encoder.embed_tokens.weight,
+        AutoModelForSeq2SeqLM.from_pretrained(tmp_path).model.encoder.embed_tokens.weight,
+    )
+
+
 def test_early_stopping_stops_when_validation_bleu_stalls(tmp_path):
     # A learning rate of 1e-9 leaves the translations, and so the BLEU, unchanged from one evaluation to the next.
     run_train(*TINY, "--learning_rate", "1e-9", "--max_steps", "20", "--eval_steps", "1", "--save_steps", "1",
@@ -180,9 +202,11 @@ def test_translate_script_matches_the_library_and_plots(tiny_run, tmp_path):
     assert from_stdin.stdout.splitlines() == translate(model, tokenizer, sentences[:1])
 
 
-@pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot"])
-def test_two_processes_train_exactly_like_one(tmp_path, attention_type):
-    """torchrun, 2 CPU processes (gloo), per-process batch 8 = 1 process with batch 16: same losses, same weights.
+@pytest.mark.parametrize(("attention_type", "batch_by"), [("bahdanau", "pairs"), ("scaled_dot", "pairs"),
+                                                         ("bahdanau", "tokens")])  # fmt: skip
+def test_two_processes_train_exactly_like_one(tmp_path, attention_type, batch_by):
+    """torchrun, 2 CPU processes (gloo), per-process batch 8 = 1 process with batch 16 (or 60 tokens per process =
+    120 on one): same losses, same weights.
 
     Catches a doubled loss (a model ignoring `num_items_in_batch`) and batches that differ between the two runs. The
     preset has no dropout, whose masks would differ per process.
@@ -190,8 +214,10 @@ def test_two_processes_train_exactly_like_one(tmp_path, attention_type):
     common = [*TINY, "--attention_type", attention_type, "--max_steps", "8", "--eval_strategy", "no",
               "--save_strategy", "no", "--load_best_model_at_end", "false", "--plot_examples", "0",
               "--logging_steps", "1", "--use_cpu", "true"]  # fmt: skip
-    run_train(*common, "--per_device_train_batch_size", "16", "--output_dir", str(tmp_path / "one"))
-    run(torchrun(2, "train.py", *common, "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / "two")))
+    size = "--per_device_train_batch_size" if batch_by == "pairs" else "--max_tokens_per_batch"
+    one, two = ("16", "8") if batch_by == "pairs" else ("120", "60")
+    run_train(*common, size, one, "--output_dir", str(tmp_path / "one"))
+    run(torchrun(2, "train.py", *common, size, two, "--output_dir", str(tmp_path / "two")))
 
     def losses(name):
         state = json.loads((tmp_path / name / "trainer_state.json").read_text())

@@ -1,0 +1,96 @@
+"""Training to a wall-clock budget: a callback that stops the Trainer in time, and a learning-rate schedule that ends
+when the budget does, so that a preset's time is a promise on any machine (a faster one trains more steps, never
+longer)."""
+
+import logging
+import math
+import time
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
+
+logger = logging.getLogger(__name__)
+
+BUDGET_SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
+
+
+class WallClockBudget(TrainerCallback, ExportableState):
+    """Stop training at the first step that ends after `max_train_minutes`, saving and evaluating that step.
+
+    The time counts from the start of training and includes the evaluations and saves in between (they are part of
+    what the budget promises). The time already spent is saved with every checkpoint (`state`), so a resumed run gets
+    only what is left.
+    """
+
+    def __init__(self, max_train_minutes: float, elapsed_seconds: float = 0.0):
+        self.max_train_minutes = max_train_minutes
+        self.elapsed_seconds = elapsed_seconds
+        self._clock_start = None
+
+    @property
+    def budget_seconds(self) -> float:
+        return 60.0 * self.max_train_minutes
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier runs of a resumed training included."""
+        if self._clock_start is None:
+            self._clock_start = time.monotonic() - self.elapsed_seconds
+        return time.monotonic() - self._clock_start
+
+    def fraction(self) -> float:
+        """The part of the budget spent, in [0, 1]."""
+        return min(1.0, self.elapsed() / self.budget_seconds)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.elapsed()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.elapsed() < self.budget_seconds or control.should_training_stop:
+            return
+        logger.info(
+            "max_train_minutes=%g reached at step %d: stopping, with a final save and evaluation",
+            self.max_train_minutes,
+            state.global_step,
+        )
+        control.should_training_stop = True
+        control.should_save = args.save_strategy != "no"
+        control.should_evaluate = args.eval_strategy != "no"
+
+    def state(self) -> dict:
+        return {
+            "args": {"max_train_minutes": self.max_train_minutes},
+            "attributes": {"elapsed_seconds": self.elapsed()},
+        }
+
+
+def budgeted_lr_schedule(
+    optimizer: torch.optim.Optimizer,
+    schedule: str,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    budget_fraction,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """`schedule` ("linear", "cosine", "constant" or "constant_with_warmup") with linear warmup over
+    `num_warmup_steps`, whose progress is the larger of the steps done and the time spent: it decays to zero at
+    `num_training_steps` or when `budget_fraction()` (the part of the time budget spent) reaches 1, whichever comes
+    first."""
+    if schedule not in BUDGET_SCHEDULES:
+        raise ValueError(
+            f"lr_scheduler_type={schedule!r} cannot follow a time budget (max_train_minutes); use one of "
+            f"{', '.join(BUDGET_SCHEDULES)}."
+        )
+
+    def factor(step: int) -> float:
+        if step < num_warmup_steps:
+            return step / num_warmup_steps
+        if schedule.startswith("constant"):
+            return 1.0
+        progress = max(step / max(1, num_training_steps), budget_fraction())
+        progress = min(1.0, progress)
+        return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+__all__ = ["BUDGET_SCHEDULES", "WallClockBudget", "budgeted_lr_schedule"]
