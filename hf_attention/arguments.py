@@ -58,6 +58,12 @@ class DataArguments:
     )
     max_source_length: int = 64
     max_target_length: int = 64
+    bpe_dropout: float = field(
+        default=0.0, metadata={"help": "BPE-dropout on training sources: probability of skipping each merge"}
+    )
+    bpe_dropout_copies: int = field(
+        default=1, metadata={"help": "with bpe_dropout, segmentations of each training source (one epoch sees all)"}
+    )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     early_stopping_patience: int = field(default=0, metadata={"help": "evaluations without improvement; 0 = off"})

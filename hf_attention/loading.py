@@ -116,6 +116,8 @@ def load_data_and_model(model_args: ModelArguments, data_args: DataArguments, tr
         data_args.tgt_lang,
         data_args.max_source_length,
         data_args.max_target_length,
+        bpe_dropout=data_args.bpe_dropout,
+        bpe_dropout_copies=data_args.bpe_dropout_copies,
     )
     return corpus, tokenized, tokenizer, model
 

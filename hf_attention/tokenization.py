@@ -9,10 +9,11 @@ the tokenizer's full state, the direction, the length limits and the split, so n
 setting produced.
 """
 
+import copy
 from collections.abc import Iterable
 from pathlib import Path
 
-from datasets import DatasetDict
+from datasets import DatasetDict, concatenate_datasets
 from datasets.fingerprint import Hasher
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -110,13 +111,28 @@ def tokenize_translations(
     max_source_length: int,
     max_target_length: int,
     num_proc: int | None = None,
+    bpe_dropout: float = 0.0,
+    bpe_dropout_copies: int = 1,
 ) -> DatasetDict:
     """`input_ids`, `attention_mask` and `labels` for every split (batched `map`), keeping the text columns' order.
 
     Training pairs longer than the limits are dropped (truncating them would teach the model to stop mid-sentence);
     validation and test sources are truncated instead, so that every held-out sentence is scored, and their labels
     are kept whole (they are the references).
+
+    With `bpe_dropout` > 0 (BPE-dropout, Provilkov et al. 2020), the training split holds `bpe_dropout_copies`
+    segmentations of every source, each merge skipped with that probability, so that the model sees the same words
+    cut into different subwords; targets and the other splits keep the deterministic segmentation the model is
+    evaluated with.
     """
+    if not 0.0 <= bpe_dropout < 1.0:
+        raise ValueError(f"bpe_dropout={bpe_dropout} must be in [0, 1).")
+    if bpe_dropout_copies < 1:
+        raise ValueError(f"bpe_dropout_copies={bpe_dropout_copies} must be at least 1.")
+    dropout_tokenizer = None
+    if bpe_dropout > 0:
+        dropout_tokenizer = copy.deepcopy(tokenizer)
+        dropout_tokenizer.backend_tokenizer.model.dropout = bpe_dropout
     # Everything the ids depend on: a cached split built under other settings (e.g. the other direction) is not reused.
     settings = {
         "tokenizer_class": type(tokenizer).__qualname__,
@@ -128,24 +144,32 @@ def tokenize_translations(
         "max_target_length": max_target_length,
     }
 
-    def encode(batch, truncate: bool):
+    def encode(batch, truncate: bool, copy_index: int | None):
         sources = [pair[src_lang] for pair in batch["translation"]]
         targets = [pair[tgt_lang] for pair in batch["translation"]]
-        inputs = tokenizer(sources, max_length=max_source_length if truncate else None, truncation=truncate)
+        source_tokenizer = tokenizer if copy_index is None else dropout_tokenizer
+        inputs = source_tokenizer(sources, max_length=max_source_length if truncate else None, truncation=truncate)
         inputs["labels"] = tokenizer(text_target=targets)["input_ids"]
         return inputs
 
     encoded = {}
     for name, split in corpus.items():
         truncate = name != "train"
-        fingerprint = Hasher.hash((split._fingerprint, settings, name, truncate))
-        split = split.map(
-            encode,
-            batched=True,
-            fn_kwargs={"truncate": truncate},
-            num_proc=num_proc,
-            new_fingerprint=fingerprint,
-            desc=f"Tokenizing {name}",
+        copies = [None] if truncate or dropout_tokenizer is None else list(range(bpe_dropout_copies))
+        dropout_settings = (bpe_dropout, bpe_dropout_copies) if copies != [None] else None
+        fingerprint = Hasher.hash((split._fingerprint, settings, name, truncate, dropout_settings))
+        split = concatenate_datasets(
+            [
+                split.map(
+                    encode,
+                    batched=True,
+                    fn_kwargs={"truncate": truncate, "copy_index": copy_index},
+                    num_proc=num_proc,
+                    new_fingerprint=Hasher.hash((fingerprint, copy_index)),
+                    desc=f"Tokenizing {name}" + ("" if copy_index is None else f" (BPE-dropout copy {copy_index})"),
+                )
+                for copy_index in copies
+            ]
         )
         if not truncate:
             split = split.filter(

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from corpus_files import write_folder_corpus
+from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer
 
 from hf_attention.arguments import DataArguments
@@ -132,3 +133,25 @@ def test_tokenization_fingerprint_covers_every_setting(tmp_path):
     ]
     for variant in variants:
         assert all(variant[name] != base[name] for name in SPLITS), variant
+
+
+def test_bpe_dropout_resegments_training_sources_only():
+    sentences = ["Das Wetter ist heute schön", "Wir fahren morgen nach Berlin", "Die Katze schläft im Garten"]
+    rows = [{"de": source, "en": source.lower()} for source in sentences]
+    corpus = DatasetDict({name: Dataset.from_dict({"translation": rows * 20}) for name in SPLITS})
+    tokenizer = train_tokenizer([text for row in rows * 20 for text in row.values()], vocab_size=120)
+    plain = tokenize_translations(corpus, tokenizer, "de", "en", 64, 64)
+    dropped = tokenize_translations(corpus, tokenizer, "de", "en", 64, 64, bpe_dropout=0.3, bpe_dropout_copies=3)
+    assert len(dropped["train"]) == 3 * len(plain["train"])
+    for name in ("validation", "test"):
+        assert list(dropped[name]["input_ids"]) == list(plain[name]["input_ids"])
+    assert (
+        list(dropped["train"]["labels"]) == list(plain["train"]["labels"]) * 3
+    )  # targets keep the deterministic segmentation
+    sources, references = list(dropped["train"]["input_ids"]), list(plain["train"]["input_ids"]) * 3
+    assert sum(ids != reference for ids, reference in zip(sources, references, strict=True)) > 30
+    # Another segmentation of the same text: decoding gives the sentence back.
+    assert {tokenizer.decode(ids, skip_special_tokens=True) for ids in sources} == set(sentences)
+    assert tokenizer.backend_tokenizer.model.dropout is None  # the tokenizer that is saved is left as it was
+    with pytest.raises(ValueError, match=r"bpe_dropout=1.0 must be in \[0, 1\)"):
+        tokenize_translations(corpus, tokenizer, "de", "en", 64, 64, bpe_dropout=1.0)
