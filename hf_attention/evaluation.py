@@ -220,6 +220,40 @@ def evaluate_test_split(
     return metrics
 
 
+def tune_decoding(
+    model,
+    tokenizer,
+    validation_text,
+    data_args: DataArguments,
+    beam_sizes: Sequence[int],
+    length_penalties: Sequence[float],
+    batch_size: int,
+) -> list[dict]:
+    """Translate the validation split with every beam size and length penalty; one record per setting
+    (`num_beams`, `length_penalty`, `bleu`, `chrf`, `seconds`), best BLEU first.
+
+    Decoding is chosen on validation, never on test. The length penalty divides a hypothesis's log-probability by
+    its length to that power (transformers' beam search), so it has no effect with one beam: greedy is tried once.
+    """
+    sources = [pair[data_args.src_lang] for pair in validation_text["translation"]]
+    references = [pair[data_args.tgt_lang] for pair in validation_text["translation"]]
+    settings = [(beams, penalty) for beams in beam_sizes for penalty in length_penalties if beams > 1]
+    if 1 in beam_sizes:
+        settings.insert(0, (1, 1.0))
+    records = []
+    for beams, penalty in settings:
+        start = time.perf_counter()
+        hypotheses = translate(
+            model, tokenizer, sources, batch_size=batch_size, num_beams=beams, length_penalty=penalty
+        )
+        seconds = time.perf_counter() - start
+        scores = corpus_scores(hypotheses, references)
+        records.append({"num_beams": beams, "length_penalty": penalty, "bleu": scores["bleu"],
+                        "chrf": scores["chrf"], "seconds": round(seconds, 2)})  # fmt: skip
+        logger.info("decoding %s", records[-1])
+    return sorted(records, key=lambda record: -record["bleu"])
+
+
 __all__ = [
     "build_compute_metrics",
     "corpus_scores",
@@ -230,5 +264,6 @@ __all__ = [
     "exact_match",
     "generated_lengths",
     "score_generations",
+    "tune_decoding",
     "write_translations",
 ]
