@@ -30,12 +30,15 @@ def _read_mapping(path: Path) -> dict:
 
 def yaml_to_arguments(*paths: str | Path) -> list[str]:
     """The `key: value` pairs of the YAML mappings `paths`, merged in order (a later file's key wins), as
-    command-line arguments; lists become several values."""
+    command-line arguments; lists become several values. A key whose merged value is null (`key: null` or `key:`) is
+    left out, so that an override file can take a base preset's setting back to the field's default."""
     values = {}
     for path in paths:
         values.update(_read_mapping(Path(path)))
     arguments = []
     for key, value in values.items():
+        if value is None:
+            continue
         items = value if isinstance(value, list) else [value]
         arguments += [f"--{key}", *(str(item) for item in items)]
     return arguments

@@ -8,7 +8,7 @@ import transformers
 import yaml
 from transformers import Seq2SeqTrainingArguments
 
-from hf_attention.arguments import DataArguments, ModelArguments
+from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
 from hf_attention.cli import parse_arguments, setup_logging
 from hf_attention.comparison import ComparisonArguments
 
@@ -60,6 +60,14 @@ def test_later_presets_win_and_the_command_line_wins_over_all(tmp_path):
     assert sizes == Sizes(attention_type="scaled_dot", hidden_size=32, layer_sizes=[6], dropout=0.3)
 
 
+def test_a_null_in_a_later_preset_takes_the_setting_back_to_its_default(tmp_path):
+    base, override = tmp_path / "base.yaml", tmp_path / "override.yaml"
+    base.write_text("hidden_size: 64\ndropout: 0.1\n")
+    override.write_text("dropout: null\nhidden_size:\n")
+    assert parse_arguments((Sizes,), ["--config", str(base), str(override)]) == (Sizes(),)
+    assert parse_arguments((Sizes,), ["--config", str(override), str(base)]) == (Sizes(hidden_size=64, dropout=0.1),)
+
+
 def test_an_override_file_alone_changes_only_its_keys(tmp_path):
     override = tmp_path / "override.yaml"
     override.write_text("layer_sizes: [4, 5]\n")
@@ -84,7 +92,7 @@ def test_each_preset_is_checked_and_config_needs_a_file(tmp_path):
 @pytest.mark.parametrize("preset", sorted(set(CONFIGS.glob("*.yaml")) - {CONFIGS / "base.yaml"}), ids=lambda p: p.stem)
 def test_every_preset_applies_after_the_base_and_writes_its_own_folder(preset):
     _, _, _, training = parse_arguments(
-        (ComparisonArguments, ModelArguments, DataArguments, Seq2SeqTrainingArguments),
+        (ComparisonArguments, ModelArguments, DataArguments, TranslationTrainingArguments),
         ["--config", str(CONFIGS / "base.yaml"), str(preset)],
     )
     assert training.output_dir == yaml.safe_load(preset.read_text())["output_dir"] != "outputs/demo"

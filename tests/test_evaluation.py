@@ -3,11 +3,15 @@
 import numpy as np
 import pytest
 import torch
+from datasets import Dataset
 from transformers import EvalPrediction
 
-from hf_attention.evaluation import build_compute_metrics, exact_match, generated_lengths
+from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
+from hf_attention.arguments import DataArguments
+from hf_attention.evaluation import build_compute_metrics, corpus_scores, exact_match, generated_lengths, tune_decoding
 from hf_attention.metrics import load_translation_metric
 from hf_attention.tokenization import train_tokenizer
+from hf_attention.translation import translate
 
 
 def test_exact_match():
@@ -80,3 +84,28 @@ def test_validation_gen_len_is_the_mean_generated_length_in_tokens():
         expected.append(tokens.index(config.eos_token_id) + 1 if config.eos_token_id in tokens else len(tokens))
     metrics = evaluate_generation(Accelerator(cpu=True), model, [batch], tokenizer, load_translation_metric())
     assert metrics["eval_gen_len"] == pytest.approx(sum(expected) / len(expected))
+
+
+def test_decoding_is_tuned_on_validation_with_every_setting_scored_as_translate_scores_it():
+    rows = [{"src": " ".join(word), "tgt": " ".join(reversed(word))} for word in ("abcd", "bcde", "cdef", "defa")]
+    validation = Dataset.from_dict({"translation": rows})
+    tokenizer = train_tokenizer([text for row in rows for text in row.values()], vocab_size=40)
+    torch.manual_seed(0)
+    config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1,
+                                    num_attention_heads=2)  # fmt: skip
+    model = Seq2SeqAttentionForConditionalGeneration(config).eval()
+    model.generation_config.max_new_tokens = 6
+    data_args = DataArguments(src_lang="src", tgt_lang="tgt")
+    records = tune_decoding(model, tokenizer, validation, data_args, [1, 3], [0.5, 2.0], batch_size=2)
+    assert sorted((record["num_beams"], record["length_penalty"]) for record in records) == [
+        (1, 1.0),
+        (3, 0.5),
+        (3, 2.0),
+    ]  # fmt: skip  (greedy once: the length penalty acts on beams only)
+    assert [record["bleu"] for record in records] == sorted((record["bleu"] for record in records), reverse=True)
+    sources, references = [row["src"] for row in rows], [row["tgt"] for row in rows]
+    for record in records:
+        hypotheses = translate(model, tokenizer, sources, num_beams=record["num_beams"],
+                               length_penalty=record["length_penalty"])  # fmt: skip
+        expected = corpus_scores(hypotheses, references)
+        assert (record["bleu"], record["chrf"]) == (expected["bleu"], expected["chrf"])

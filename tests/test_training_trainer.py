@@ -162,7 +162,8 @@ def test_fine_tuning_starts_from_the_given_checkpoint(tiny_run, tmp_path):
 def test_time_budget_stops_with_a_saved_evaluated_checkpoint_and_a_finished_schedule(tmp_path):
     run_train(*TINY, "--max_steps", "100000", "--max_train_minutes", "0.05", "--warmup_steps", "0",
               "--eval_steps", "100000", "--save_steps", "100000", "--logging_steps", "1", "--plot_examples", "0",
-              "--max_tokens_per_batch", "100", "--word_dropout", "0.1", "--output_dir", str(tmp_path))  # fmt: skip
+              "--max_tokens_per_batch", "100", "--word_dropout", "0.1", "--length_penalty", "0.8",
+              "--output_dir", str(tmp_path))  # fmt: skip
     state = json.loads((tmp_path / "trainer_state.json").read_text())
     step = state["global_step"]
     assert 10 < step < 100000
@@ -174,6 +175,7 @@ def test_time_budget_stops_with_a_saved_evaluated_checkpoint_and_a_finished_sche
     assert resolve_resume_checkpoint(True, tmp_path) == str(checkpoint)
     model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
     assert model.config.word_dropout == 0.1
+    assert json.loads((tmp_path / "generation_config.json").read_text())["length_penalty"] == 0.8
     torch.testing.assert_close(
         model.model.encoder.embed_tokens.weight,
         AutoModelForSeq2SeqLM.from_pretrained(tmp_path).model.encoder.embed_tokens.weight,
