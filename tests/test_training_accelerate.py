@@ -141,6 +141,13 @@ def test_push_to_hub_without_a_repo_id_is_refused_before_training(tmp_path):
     assert not (tmp_path / "training_run.json").exists()
 
 
+def test_a_time_budget_is_refused_before_training(tmp_path):
+    command = script("train_accelerate.py", *SMALL, "--max_train_minutes", "5", "--output_dir", str(tmp_path))
+    result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
+    assert result.returncode != 0 and "--max_train_minutes 5.0: a time budget is a Trainer feature" in result.stderr
+    assert not (tmp_path / "training_run.json").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "distributed_type", "processes", "machines"),
     [("single_gpu", "NO", 1, 1), ("multi_gpu", "MULTI_GPU", 4, 1), ("multi_node", "MULTI_GPU", 16, 2)],
