@@ -38,12 +38,10 @@ def test_checkpoints_are_checked(tmp_path):
 
 
 def test_comparison_refuses_bad_arguments_before_training(tmp_path):
-    from transformers import Seq2SeqTrainingArguments
-
-    from hf_attention.arguments import DataArguments, ModelArguments
+    from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
 
     data = DataArguments(corpus="reversal", src_lang="src", tgt_lang="tgt", synthetic_size=10, test_size=100)
-    training = Seq2SeqTrainingArguments(output_dir=str(tmp_path), report_to="none")
+    training = TranslationTrainingArguments(output_dir=str(tmp_path), report_to="none")
 
     def compare(**arguments):
         compare_attention_types(ComparisonArguments(**arguments), ModelArguments(), data, training)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
 from launching import OFFLINE, TINY, free_port, run, script
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, Seq2SeqTrainingArguments
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from hf_attention.arguments import DataArguments, ModelArguments
+from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
 from hf_attention.cli import parse_arguments
 from hf_attention.hub import build_model_card, check_checkpoint, check_repo_id, push_checkpoint, stage_upload
 from hf_attention.training_trainer import run_training
@@ -203,8 +203,9 @@ def test_train_script_honours_the_trainers_push_to_hub(fake_hub, tmp_path):
     arguments = [*TINY, "--save_strategy", "no", "--load_best_model_at_end", "false", "--output_dir", str(tmp_path),
                  "--push_to_hub", "true", "--hub_model_id", "org/pushed",
                  "--hub_token", "hf_not_a_real_token"]  # fmt: skip
-    model_args, data_args, training_args = parse_arguments((ModelArguments, DataArguments, Seq2SeqTrainingArguments),
-                                                           arguments)  # fmt: skip
+    model_args, data_args, training_args = parse_arguments(
+        (ModelArguments, DataArguments, TranslationTrainingArguments), arguments
+    )
     metrics = run_training(model_args, data_args, training_args)
     assert fake_hub["create_repo"]["repo_id"] == "org/pushed"
     upload = fake_hub["upload_folder"]

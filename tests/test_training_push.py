@@ -9,9 +9,8 @@ import torch
 from huggingface_hub import CommitInfo, HfApi, RepoUrl
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from launching import TINY
-from transformers import Seq2SeqTrainingArguments
 
-from hf_attention.arguments import DataArguments, ModelArguments
+from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
 from hf_attention.cli import parse_arguments
 from hf_attention.run_record import write_run_record
 from hf_attention.training_trainer import run_training
@@ -52,7 +51,7 @@ def test_trainer_push_uploads_no_token_and_no_pickle(recorded_uploads, tmp_path)
     # Checkpoints at steps 3 and 6 are pushed as they are saved (hub_strategy every_save), then the final folder.
     arguments = [*TINY, "--output_dir", str(tmp_path), "--plot_examples", "0", "--push_to_hub", "true",
                  "--hub_model_id", "org/pushed", "--hub_token", SECRET]  # fmt: skip
-    run_training(*parse_arguments((ModelArguments, DataArguments, Seq2SeqTrainingArguments), arguments))
+    run_training(*parse_arguments((ModelArguments, DataArguments, TranslationTrainingArguments), arguments))
 
     assert len(recorded_uploads) >= 3
     for files in recorded_uploads:
@@ -74,13 +73,13 @@ def test_pushing_resumable_checkpoints_is_refused_before_training(recorded_uploa
     arguments = [*TINY, "--output_dir", str(tmp_path), "--push_to_hub", "true", "--hub_model_id", "org/pushed",
                  "--hub_token", SECRET, "--hub_strategy", strategy]  # fmt: skip
     with pytest.raises(ValueError, match=f"hub_strategy {strategy!r}.*every_save.*end"):
-        run_training(*parse_arguments((ModelArguments, DataArguments, Seq2SeqTrainingArguments), arguments))
+        run_training(*parse_arguments((ModelArguments, DataArguments, TranslationTrainingArguments), arguments))
     assert recorded_uploads == [] and not (tmp_path / "training_run.json").exists()
 
 
 def test_run_record_masks_every_token(tmp_path):
     model_args, data_args, training_args = parse_arguments(
-        (ModelArguments, DataArguments, Seq2SeqTrainingArguments),
+        (ModelArguments, DataArguments, TranslationTrainingArguments),
         ["--output_dir", str(tmp_path), "--hub_token", SECRET, "--lr_scheduler_kwargs", json.dumps({"token": SECRET})],
     )
     path = write_run_record(tmp_path, model_args, data_args, training_args, {}, 1, torch.device("cpu"))
