@@ -5,9 +5,17 @@ import pytest
 import torch
 from accelerate.data_loader import BatchSamplerShard
 from datasets import Dataset
+from transformers import DataCollatorForSeq2Seq
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from hf_attention.batching import ShuffledLengthGroupedSampler, TokenBudgetBatchSampler, build_eval_dataloader
+from hf_attention.arguments import TranslationTrainingArguments
+from hf_attention.batching import (
+    ShuffledLengthGroupedSampler,
+    TokenBudgetBatchSampler,
+    build_eval_dataloader,
+    build_train_dataloader,
+)
+from hf_attention.tokenization import train_tokenizer
 
 
 def test_length_grouped_batches_come_in_random_order():
@@ -78,3 +86,16 @@ def test_token_budget_below_the_longest_pair_is_refused():
         TokenBudgetBatchSampler([3, 12, 5], max_tokens=10)
     with pytest.raises(ValueError, match="3 training pairs cannot be shared among 4 processes"):
         TokenBudgetBatchSampler([3, 4, 5], max_tokens=100, num_processes=4)
+
+
+def test_the_accelerate_loader_batches_by_tokens_when_asked(tmp_path):
+    generator = torch.Generator().manual_seed(4)
+    rows = [torch.randint(3, 50, (int(n),), generator=generator).tolist() for n in torch.randint(2, 20, (200,))]
+    dataset = Dataset.from_dict({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows], "labels": rows})
+    arguments = TranslationTrainingArguments(output_dir=str(tmp_path), max_tokens_per_batch=120, report_to=[])
+    collator = DataCollatorForSeq2Seq(train_tokenizer(["a b c d"], vocab_size=40))
+    loader = build_train_dataloader(dataset, collator, arguments, num_processes=1)
+    batches = list(loader)
+    assert sum(len(batch["input_ids"]) for batch in batches) == 200
+    assert all(batch["input_ids"].numel() <= 120 and batch["labels"].numel() <= 120 for batch in batches)
+    assert len({len(batch["input_ids"]) for batch in batches}) > 1  # the pair count follows the lengths
