@@ -172,19 +172,20 @@ def remove_partial_checkpoints(output_dir: Path) -> list[Path]:
 
 
 def checkpoints_to_average(paths: list[str | Path], last: int | None = None) -> list[Path]:
-    """The checkpoint folders that `paths` name, oldest first: a folder holding `model.safetensors` is one, a run
-    folder stands for its `checkpoint-N` folders with weights (the newest `last` of them when `last` is given)."""
+    """The checkpoint folders that `paths` name, oldest first: a run folder (one holding `checkpoint-N` folders with
+    weights, such as a training's output folder) stands for those checkpoints, the newest `last` of them when `last`
+    is given; any other folder holding `model.safetensors` is one checkpoint."""
     folders = []
     for path in map(Path, paths):
-        if (path / "model.safetensors").is_file():
-            folders.append(path)
-        elif path.is_dir():
-            found = [folder for folder in _checkpoints_newest_first(path) if (folder / "model.safetensors").is_file()]
-            if not found:
-                raise ValueError(f"{path}: neither model.safetensors nor {PREFIX_CHECKPOINT_DIR}-N folders with one")
-            folders.extend(reversed(found[:last] if last else found))
-        else:
+        if not path.is_dir():
             raise ValueError(f"{path}: no such folder")
+        found = [folder for folder in _checkpoints_newest_first(path) if (folder / "model.safetensors").is_file()]
+        if found:
+            folders.extend(reversed(found[:last] if last else found))
+        elif (path / "model.safetensors").is_file():
+            folders.append(path)
+        else:
+            raise ValueError(f"{path}: neither model.safetensors nor {PREFIX_CHECKPOINT_DIR}-N folders with one")
     return folders
 
 

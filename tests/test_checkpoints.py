@@ -2,6 +2,7 @@
 half-written folder), and checkpoint averaging."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -128,6 +129,8 @@ def test_averaged_weights_are_the_mean_of_the_state_dicts(three_checkpoints, tmp
 
 
 def test_the_last_checkpoints_of_a_run_and_the_command(three_checkpoints, tmp_path):
+    # A training's output folder holds the final weights beside its checkpoints: it stands for the checkpoints.
+    shutil.copy(three_checkpoints / "checkpoint-3" / "model.safetensors", three_checkpoints / "model.safetensors")
     assert [folder.name for folder in checkpoints_to_average([three_checkpoints], last=2)] == [
         "checkpoint-2", "checkpoint-3",
     ]  # fmt: skip
