@@ -130,15 +130,7 @@ def build_train_dataloader(train_dataset, collator, training_args, num_processes
     pairs, their order a function of the seed and the epoch only."""
     seed = data_seed(training_args)
     if training_args.max_tokens_per_batch is not None:
-        sampler = TokenBudgetBatchSampler(
-            pair_lengths(train_dataset), training_args.max_tokens_per_batch, num_processes, seed
-        )
-        return DataLoader(
-            train_dataset,
-            batch_sampler=sampler,
-            collate_fn=collator,
-            num_workers=training_args.dataloader_num_workers,
-        )
+        return build_token_batch_dataloader(train_dataset, collator, training_args, num_processes)
     if training_args.train_sampling_strategy == "group_by_length":
         # Grouped by the global batch, which `prepare` deals out to the processes one per-process batch each.
         global_batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
@@ -159,6 +151,20 @@ def build_train_dataloader(train_dataset, collator, training_args, num_processes
     )
 
 
+def build_token_batch_dataloader(train_dataset, collator, training_args, num_processes: int) -> DataLoader:
+    """Training batches of at most `max_tokens_per_batch` padded tokens per process (`TokenBudgetBatchSampler`), for
+    both loops; `prepare` deals each process its share of every global batch."""
+    sampler = TokenBudgetBatchSampler(
+        pair_lengths(train_dataset), training_args.max_tokens_per_batch, num_processes, data_seed(training_args)
+    )
+    return DataLoader(
+        train_dataset,
+        batch_sampler=sampler,
+        collate_fn=collator,
+        num_workers=training_args.dataloader_num_workers,
+    )
+
+
 def build_eval_dataloader(eval_dataset, collator, batch_size: int) -> DataLoader:
     """Validation batches, longest sources first: little padding, and running out of memory happens at once."""
     order = sorted(range(len(eval_dataset)), key=lambda index: -len(eval_dataset[index]["input_ids"]))
@@ -169,6 +175,7 @@ __all__ = [
     "ShuffledLengthGroupedSampler",
     "TokenBudgetBatchSampler",
     "build_eval_dataloader",
+    "build_token_batch_dataloader",
     "build_train_dataloader",
     "data_seed",
     "pair_lengths",

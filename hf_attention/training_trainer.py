@@ -31,7 +31,7 @@ from .arguments import (
     check_report_to,
     resolve_cpu_precision,
 )
-from .batching import ShuffledLengthGroupedSampler, TokenBudgetBatchSampler, data_seed, pair_lengths
+from .batching import ShuffledLengthGroupedSampler, build_token_batch_dataloader, pair_lengths
 from .budget import WallClockBudget, budgeted_lr_schedule
 from .checkpoints import resolve_resume_checkpoint
 from .evaluation import build_compute_metrics, evaluate_test_split
@@ -154,16 +154,7 @@ class TranslationTrainer(Seq2SeqTrainer):
         if self.args.max_tokens_per_batch is None:
             return super().get_train_dataloader()
         dataset = self._remove_unused_columns(self.train_dataset, description="training")
-        sampler = TokenBudgetBatchSampler(
-            pair_lengths(dataset), self.args.max_tokens_per_batch, self.args.world_size, data_seed(self.args)
-        )
-        loader = DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory,
-        )
+        loader = build_token_batch_dataloader(dataset, self.data_collator, self.args, self.args.world_size)
         return self.accelerator.prepare(loader)
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
