@@ -6,6 +6,7 @@ import pytest
 from transformers import Seq2SeqTrainingArguments
 
 from hf_attention import arguments as arguments_module
+from hf_attention.arguments import TranslationTrainingArguments
 
 
 @pytest.mark.parametrize("has_kernels", [True, False])
@@ -16,3 +17,13 @@ def test_bf16_on_a_cpu_without_bf16_kernels_trains_in_float32(has_kernels, tmp_p
             arguments_module.resolve_cpu_precision(arguments)
     assert arguments.bf16 is has_kernels
     assert ("bf16 would be emulated" in caplog.text) is not has_kernels
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("max_train_minutes", 0.0, "max_train_minutes=0.0 must be a positive number of minutes"),
+     ("max_tokens_per_batch", 0, "max_tokens_per_batch=0 must be a positive number of tokens")],
+)  # fmt: skip
+def test_budgets_below_one_are_refused(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TranslationTrainingArguments(output_dir=str(tmp_path), report_to=[], **{field: value})
