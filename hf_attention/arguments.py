@@ -67,9 +67,12 @@ class DataArguments:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     early_stopping_patience: int = field(default=0, metadata={"help": "evaluations without improvement; 0 = off"})
-    length_penalty: float = field(
-        default=1.0,
-        metadata={"help": "beam search's length penalty saved in the generation config (chosen on validation)"},
+    length_penalty: float | None = field(
+        default=None,
+        metadata={
+            "help": "beam search's length penalty saved in the generation config (chosen on validation); default: "
+            "the model's own (1.0 for a new one)"
+        },
     )
     plot_examples: int = field(default=3, metadata={"help": "test sentences whose attention is plotted"})
 

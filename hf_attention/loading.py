@@ -73,14 +73,15 @@ def load_corpus(data_args: DataArguments):
 
 def set_generation_defaults(generation_config: GenerationConfig, training_args, data_args: DataArguments) -> None:
     """What the saved checkpoints generate with by default: `generation_num_beams` beams (else the config's, else
-    greedy) with `length_penalty`, and at most `max_target_length` new tokens, the longest target trained on
-    (`generation_max_length`, a length with the decoder start token, when given).
+    greedy) with `length_penalty` (else the config's), and at most `max_target_length` new tokens, the longest target
+    trained on (`generation_max_length`, a length with the decoder start token, when given).
 
     The limit is `max_new_tokens`, with `max_length` unset: a `generate(max_new_tokens=...)` call then overrides it
     without a warning that both are set.
     """
     generation_config.num_beams = training_args.generation_num_beams or generation_config.num_beams or 1
-    generation_config.length_penalty = data_args.length_penalty
+    if data_args.length_penalty is not None:  # else a fine-tuned checkpoint keeps its own, as with num_beams
+        generation_config.length_penalty = data_args.length_penalty
     if training_args.generation_max_length is not None:
         generation_config.max_new_tokens = training_args.generation_max_length - 1
     else:
