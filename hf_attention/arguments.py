@@ -30,8 +30,9 @@ class ModelArguments:
         default=0.0, metadata={"help": "probability of dropping a whole source or target token in training"}
     )
     initializer_range: float = 0.1
-    compile_additive_attention: bool = field(
-        default=False, metadata={"help": "bahdanau: fused torch.compile kernels (needs a C++ compiler on CPUs)"}
+    compile_additive_attention: bool | None = field(
+        default=None,
+        metadata={"help": "bahdanau: true = fused compiled kernels, false = eager; unset = chosen by size (default)"},
     )
     vocab_size: int = field(default=8000, metadata={"help": "size of the BPE vocabulary trained from scratch"})
 

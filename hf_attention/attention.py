@@ -17,8 +17,8 @@ Alignment functions (`config.attention_type`), per head, with q = W_q s_i and k 
 
 Everything that depends only on the source, the projected keys (with U_a / W_a already applied) and values, is computed
 once per source sentence by `project_memory` and kept in the cache across decoding steps and beams. The additive
-score's large intermediate is bounded by chunks here, or never stored by the fused kernels of
-`fused_additive_attention.py` (`compile_additive_attention=True`).
+score's large intermediate is never stored by the fused kernels of `fused_additive_attention.py`, the default wherever
+they compile and the scores are large enough to gain from them; the eager path here bounds it by chunks.
 """
 
 import torch
@@ -27,7 +27,13 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
-from .fused_additive_attention import fused_additive_scores
+from .fused_additive_attention import FUSED_MIN_ELEMENTS, fused_additive_scores, fused_kernels_available
+
+
+def is_tracing() -> bool:
+    """True while `torch.compile` or `torch.export` traces the code (rather than running it)."""
+    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch < 2.7 has no is_exporting
+    return torch.compiler.is_compiling() or is_exporting()
 
 
 def _additive_scores_chunk(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
@@ -41,30 +47,35 @@ def additive_scores(
     keys: torch.Tensor,
     score_vector: torch.Tensor,
     chunk_size: int = 2**24,
-    compiled: bool = False,
+    compiled: bool | None = None,
 ) -> torch.Tensor:
     """Bahdanau's alignment scores e_ij = v^T tanh(q_i + k_j), head by head.
 
     The intermediate tanh(q_i + k_j) has `batch * heads * tgt_len * src_len * head_dim` elements. The eager path bounds
     memory by scoring the target positions in chunks of at most `chunk_size` such elements; when there is more than
     one chunk, each chunk is checkpointed so that backward recomputes it instead of keeping every chunk alive. The
-    compiled path (`fused_additive_attention.FusedAdditiveScores`) never stores the intermediate at all, so it needs
-    no chunks.
+    fused path (`fused_additive_attention.FusedAdditiveScores`) never stores the intermediate at all, so it needs no
+    chunks. Both give the same values within float32 rounding.
 
     Args:
         query: [batch, heads, tgt_len, head_dim], the projected decoder states W_a s_i.
         keys: [batch, heads, src_len, head_dim], the projected encoder states U_a h_j (+ bias).
         score_vector: [heads, head_dim], v_a of each head.
         chunk_size: most elements of the intermediate materialised at once (eager path).
-        compiled: use `FusedAdditiveScores`, `torch.compile`d kernels with a hand-written backward (same values).
+        compiled: True for the fused kernels (`torch.compile`d, with a hand-written backward), False for the eager
+            path, None to choose: fused when the intermediate has at least `FUSED_MIN_ELEMENTS` elements, outside an
+            enclosing `torch.compile` (which fuses the eager path itself). Where the kernels do not compile, the eager
+            path runs, after one warning.
 
     Returns:
         scores: [batch, heads, tgt_len, src_len].
     """
-    if compiled:
-        return fused_additive_scores(query, keys, score_vector)
     batch, heads, tgt_len, head_dim = query.shape
     src_len = keys.shape[-2]
+    if compiled is None:
+        compiled = batch * heads * tgt_len * src_len * head_dim >= FUSED_MIN_ELEMENTS and not is_tracing()
+    if compiled and fused_kernels_available(query.device.type):
+        return fused_additive_scores(query, keys, score_vector)
     positions_per_chunk = max(1, chunk_size // max(1, batch * heads * src_len * head_dim))
     if positions_per_chunk >= tgt_len:
         return _additive_scores_chunk(query, keys, score_vector)
@@ -215,4 +226,4 @@ class MultiHeadCrossAttention(nn.Module):
         return self.o_proj(context), weights
 
 
-__all__ = ["MultiHeadCrossAttention", "additive_scores", "dot_product_scores"]
+__all__ = ["MultiHeadCrossAttention", "additive_scores", "dot_product_scores", "is_tracing"]

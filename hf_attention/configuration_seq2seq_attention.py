@@ -34,12 +34,13 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
         attention_chunk_size (`int`, defaults to 2**24): upper bound on the number of elements of the additive
             score tensor [batch, heads, tgt_chunk, src_len, head_dim] that `"bahdanau"` materialises at once; longer
             targets are scored in chunks of positions.
-        compile_additive_attention (`bool`, defaults to `False`): opt-in; score `"bahdanau"` with
-            `FusedAdditiveScores` (`fused_additive_attention.py`): `torch.compile`d kernels that compute
-            tanh(q_i + k_j) in registers, forward and backward, instead of materialising it in chunks. Same values
-            within float32 rounding; it pays off where the attention is large (see docs/benchmark.md). The first
-            call compiles and needs a C++ compiler on CPUs; short generation is slower than eager, so it is off by
-            default.
+        compile_additive_attention (`bool`, *optional*): how `"bahdanau"` computes its scores. `None` (the default)
+            chooses per call: the fused kernels of `fused_additive_attention.py` (`torch.compile`d; tanh(q_i + k_j)
+            computed in registers, forward and backward, never stored) when the scores are large enough to gain
+            from them, the eager path for tiny ones (a generation step of a short batch). `True` always fuses,
+            `False` always runs eagerly (chunked). Same values within float32 rounding. The kernels need a C++
+            compiler on CPUs (Triton on GPUs); where they do not compile, the eager path runs after one warning.
+            Compiled kernels are cached on disk, so the compile cost is paid once per machine (docs/benchmark.md).
         initializer_range (`float`, defaults to 0.1): standard deviation of the normal init of linear layers and
             embeddings.
         tie_word_embeddings (`bool`, defaults to `True`): share the output projection with the embedding table.
@@ -67,7 +68,7 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
     attention_dropout: float | int = 0.0
     word_dropout: float | int = 0.0
     attention_chunk_size: int = 2**24
-    compile_additive_attention: bool = False
+    compile_additive_attention: bool | None = None
     initializer_range: float = 0.1
     use_cache: bool = True
     is_encoder_decoder: bool = True

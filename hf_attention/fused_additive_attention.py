@@ -1,13 +1,25 @@
-"""Bahdanau's additive scores e_ij = sum_d v_d tanh(q_id + k_jd) as fused compiled kernels, the path of
-`compile_additive_attention=True` (`attention.additive_scores` calls it).
+"""Bahdanau's additive scores e_ij = sum_d v_d tanh(q_id + k_jd) as fused compiled kernels, the default path of every
+additive attention wherever they compile (`attention.additive_scores` dispatches to them).
 
 The intermediate tanh(q_i + k_j) has `batch * heads * tgt_len * src_len * head_dim` elements. `fused_additive_scores`
 (`FusedAdditiveScores`) never stores it: `torch.compile`d kernels each reduce over the
 [batch, heads, tgt_len, src_len, head_dim] space of t = tanh(q_i + k_j), computed in registers. Forward gives the
 scores; backward recomputes t instead of keeping it, in one kernel per reduction axis.
+
+Compiled kernels are kept on disk by inductor's own cache (`TORCHINDUCTOR_CACHE_DIR`, by default under the system's
+temporary folder), so a process after the first one on a machine loads them instead of compiling.
 """
 
+import functools
+
 import torch
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+# Below this many elements of the 5-D intermediate the eager path is faster: the kernels' fixed cost per call outweighs
+# the work saved (the crossover is measured in docs/benchmark.md).
+FUSED_MIN_ELEMENTS = 2**16
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh is 1 to float32 precision), fitted by weighted least squares
 # on the relative error (Lawson iterations, float64); its error against float64 tanh is below 1e-6 (tests check it).
@@ -112,6 +124,31 @@ class FusedAdditiveScores(torch.autograd.Function):
         return grad_query, grad_keys, grad_vector
 
 
+@functools.cache
+def fused_kernels_available(device_type: str) -> bool:
+    """Whether the fused kernels compile and run on `device_type` ("cpu", "cuda", ...), checked once per process.
+
+    The check runs the forward and both backward kernels on tiny inputs. Where they fail (no C++ compiler for a CPU,
+    no Triton for a GPU, dynamo unsupported), it logs one warning and returns False, and the callers take the eager
+    path, which gives the same values.
+    """
+    try:
+        with torch.no_grad():
+            query, keys = torch.zeros(2, 2, 2, 2, device=device_type), torch.zeros(2, 2, 3, 2, device=device_type)
+            grad = torch.zeros(2, 2, 2, 3, device=device_type)
+            _compiled(_fused_scores)(query, keys, torch.zeros(2, 2, device=device_type))
+            _compiled(_fused_sums_over_source)(query, keys, grad)
+            _compiled(_fused_sum_over_target)(query, keys, grad)
+    except Exception as error:  # a missing compiler surfaces as many different exception types
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        logger.warning(
+            f"The fused additive attention kernels do not compile on {device_type} "
+            f"({type(error).__name__}: {reason}); Bahdanau attention runs eagerly (same values, slower, more memory)."
+        )
+        return False
+    return True
+
+
 def fused_additive_scores(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
     """Additive scores through `FusedAdditiveScores` (the first call compiles; CPUs need a C++ compiler).
 
@@ -126,4 +163,10 @@ def fused_additive_scores(query: torch.Tensor, keys: torch.Tensor, score_vector:
     return FusedAdditiveScores.apply(query, keys, score_vector)
 
 
-__all__ = ["FusedAdditiveScores", "fused_additive_scores", "rational_tanh"]
+__all__ = [
+    "FUSED_MIN_ELEMENTS",
+    "FusedAdditiveScores",
+    "fused_additive_scores",
+    "fused_kernels_available",
+    "rational_tanh",
+]

@@ -46,7 +46,9 @@ def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_s
         return tokenizer, AutoModelForSeq2SeqLM.from_config(config)
     if model_args.init_from:
         tokenizer = load_tokenizer(model_args.init_from)
-        overrides = {"compile_additive_attention": True} if model_args.compile_additive_attention else {}
+        # Only an explicit choice overrides the checkpoint's own.
+        kernel_choice = model_args.compile_additive_attention
+        overrides = {} if kernel_choice is None else {"compile_additive_attention": kernel_choice}
         return tokenizer, AutoModelForSeq2SeqLM.from_pretrained(model_args.init_from, **overrides)
     tokenizer = train_tokenizer(
         corpus_texts(train_split, data_args.src_lang, data_args.tgt_lang),

@@ -44,7 +44,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
-from .attention import MultiHeadCrossAttention
+from .attention import MultiHeadCrossAttention, is_tracing
 from .cache_seq2seq_attention import Seq2SeqAttentionCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .pipeline_seq2seq_attention import TranslationPipeline  # noqa: F401  (saved beside the model: see its docstring)
@@ -92,15 +92,10 @@ def _resolve_cache(past_key_values, cache):
 _CHECK_VALUES = contextvars.ContextVar("seq2seq_attention_check_values", default=True)
 
 
-def _is_tracing() -> bool:
-    is_exporting = getattr(torch.compiler, "is_exporting", lambda: False)  # torch < 2.7 has no is_exporting
-    return torch.compiler.is_compiling() or is_exporting()
-
-
 def _checks_apply() -> bool:
     # Checks of tensor values read them on the host (a device sync): they would break torch.export and fullgraph
     # compilation, so they run in eager mode only, and once per `generate` call rather than at every step.
-    return _CHECK_VALUES.get() and not _is_tracing()
+    return _CHECK_VALUES.get() and not is_tracing()
 
 
 def _check_ids_tensor(name: str, ids: torch.Tensor) -> None:
@@ -300,7 +295,7 @@ class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
             [batch, src_len, hidden_size]; positions past a row's real tokens hold values that no real position
             depends on (the encoder zeroes them).
         """
-        if not _is_tracing():  # re-packs the weights in place, which an exported graph cannot record
+        if not is_tracing():  # re-packs the weights in place, which an exported graph cannot record
             self.forward_rnn.flatten_parameters()
             self.backward_rnn.flatten_parameters()
         inputs = self.dropout(hidden_states)
@@ -348,7 +343,7 @@ class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
             rnn_state: [batch, num_states, hidden_size], the state after the last position.
             weights: [batch, heads, tgt_len, src_len] or None.
         """
-        if not _is_tracing():
+        if not is_tracing():
             self.rnn.flatten_parameters()
         # torch wants [num_layers=1, batch, hidden] per state: h for nn.GRU, the pair (h, c) for nn.LSTM.
         torch_state = rnn_state.transpose(0, 1).contiguous()
@@ -498,7 +493,7 @@ class Seq2SeqAttentionEncoder(nn.Module):
             _check_mask("attention_mask", attention_mask, source_name, inputs_embeds.shape[:2])
             mask = attention_mask.bool()
 
-        if not _is_tracing() and bool(mask.all()):
+        if not is_tracing() and bool(mask.all()):
             # No padding anywhere: no gathering (the general path below gives the same result; traced code takes it).
             reverse_positions, hidden_states = None, inputs_embeds
 

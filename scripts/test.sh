@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# glibc hands large freed blocks back to the OS and page-faults them in again at every training step; keeping them
+# trains 1.7x faster on a CPU (docs/benchmark.md). A value already set wins.
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=2147483647:glibc.malloc.trim_threshold=4294967295}"
 
 versions() {
     "$1/bin/python" -c "import importlib.metadata as m; print(', '.join(f'{p} {m.version(p)}' for p in \

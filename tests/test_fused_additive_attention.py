@@ -1,10 +1,21 @@
 """hf_attention.fused_additive_attention: the fused compiled additive kernels against the eager computation."""
 
-import torch
+import os
+import subprocess
+import sys
+import textwrap
 
+import pytest
+import torch
+from transformers.testing_utils import CaptureLogger
+
+import hf_attention.attention as attention_module
+import hf_attention.fused_additive_attention as fused_module
 from hf_attention import additive_scores
 from hf_attention.fused_additive_attention import (
+    FUSED_MIN_ELEMENTS,
     FusedAdditiveScores,
+    fused_kernels_available,
     rational_tanh,
 )
 
@@ -20,9 +31,9 @@ def additive_inputs(dtype=torch.float32, seed=4):
 
 
 def test_compiled_additive_kernel_gives_the_eager_scores_and_gradients():
-    """The opt-in fused path (config.compile_additive_attention): same values, same gradients."""
+    """The fused path (compile_additive_attention=True) against the eager one: same values, same gradients."""
     query, keys, score_vector = additive_inputs()
-    eager = additive_scores(query, keys, score_vector)
+    eager = additive_scores(query, keys, score_vector, compiled=False)
     compiled = additive_scores(query, keys, score_vector, compiled=True)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
     upstream = torch.randn_like(eager)
@@ -76,3 +87,66 @@ def test_fused_additive_scores_under_bf16_autocast_keep_input_dtypes():
     torch.testing.assert_close(scores.float(), reference, atol=0.1, rtol=0.02)
     for grad, expected in zip(grads, reference_grads, strict=True):
         torch.testing.assert_close(grad.float(), expected, atol=0.5, rtol=0.05)
+
+
+@pytest.fixture
+def fresh_availability_check():
+    """`fused_kernels_available` is cached per process: forget its answer before and after the test."""
+    fused_kernels_available.cache_clear()
+    yield
+    fused_kernels_available.cache_clear()
+
+
+@pytest.mark.parametrize(("tgt_len", "src_len", "expect_fused"), [(1, 8, False), (16, 16, True)])
+def test_the_default_fuses_large_scores_and_runs_tiny_ones_eagerly(monkeypatch, tgt_len, src_len, expect_fused):
+    """compiled=None (the config's default): the fused kernels from FUSED_MIN_ELEMENTS elements on, eager below."""
+    generator = torch.Generator().manual_seed(0)
+    head_dim = 64
+    query = torch.randn(8, HEADS, tgt_len, head_dim, generator=generator)
+    keys = torch.randn(8, HEADS, src_len, head_dim, generator=generator)
+    score_vector = torch.randn(HEADS, head_dim, generator=generator)
+    assert (8 * HEADS * tgt_len * src_len * head_dim >= FUSED_MIN_ELEMENTS) == expect_fused
+    calls = []
+
+    def spy(*args):
+        calls.append(args)
+        return fused_module.fused_additive_scores(*args)
+
+    monkeypatch.setattr(attention_module, "fused_additive_scores", spy)
+    scores = additive_scores(query, keys, score_vector)
+    assert len(calls) == int(expect_fused)
+    torch.testing.assert_close(scores, additive_scores(query, keys, score_vector, compiled=False), atol=1e-5, rtol=0)
+
+
+def test_kernels_that_do_not_compile_fall_back_to_eager_with_one_warning(monkeypatch, fresh_availability_check):
+    def no_compiler(kernel):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(fused_module, "_compiled", no_compiler)
+    query, keys, score_vector = additive_inputs()
+    with CaptureLogger(fused_module.logger) as captured:
+        first = additive_scores(query, keys, score_vector, compiled=True)
+        second = additive_scores(query, keys, score_vector, compiled=True)
+    torch.testing.assert_close(first, additive_scores(query, keys, score_vector, compiled=False), atol=0, rtol=0)
+    torch.testing.assert_close(second, first, atol=0, rtol=0)
+    assert captured.out.count("do not compile on cpu") == 1, captured.out
+    assert "No working C++ compiler found" in captured.out
+    first.sum().backward()  # the eager path's own autograd
+    assert query.grad is not None
+
+
+def test_a_machine_without_a_cxx_compiler_gets_eager_scores_and_one_warning(tmp_path):
+    """A real process whose C++ compiler does not exist, with an empty kernel cache: same scores, one warning."""
+    script = textwrap.dedent("""
+        import torch
+        from hf_attention import additive_scores
+        g = torch.Generator().manual_seed(0)
+        q, k, v = torch.randn(4, 2, 16, 32, generator=g), torch.randn(4, 2, 16, 32, generator=g), torch.randn(2, 32)
+        default, eager = additive_scores(q, k, v), additive_scores(q, k, v, compiled=False)
+        print("max difference", (default - eager).abs().max().item())
+    """)
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-c++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "max difference 0.0" in result.stdout
+    assert result.stderr.count("The fused additive attention kernels do not compile on cpu") == 1, result.stderr
