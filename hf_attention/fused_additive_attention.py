@@ -89,9 +89,19 @@ def _compiled(kernel):
 
 
 def _upcast(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Plain contiguous tensors of at least float32, so that every call matches the kernels compiled once (a
+    `Parameter`, another dtype or other strides would each compile them again)."""
     # Cast outside the kernels: with bfloat16 inputs inductor stored the 5-D intermediate of the backward kernels.
     dtype = torch.promote_types(tensors[0].dtype, torch.float32)
-    return tuple(tensor.to(dtype) for tensor in tensors)
+    return tuple(_row_major(tensor.detach().to(dtype)) for tensor in tensors)
+
+
+def _row_major(tensor: torch.Tensor) -> torch.Tensor:
+    # `contiguous()` keeps any stride on a size-1 axis (a decoding step's one target position); the kernels' guards
+    # compare every stride, so such a tensor is copied into exact row-major strides.
+    if tensor.stride() == torch.empty(tensor.shape, device="meta").stride():
+        return tensor
+    return torch.empty(tensor.shape, dtype=tensor.dtype, device=tensor.device).copy_(tensor)
 
 
 class FusedAdditiveScores(torch.autograd.Function):
@@ -134,9 +144,13 @@ def fused_kernels_available(device_type: str) -> bool:
     """
     try:
         with torch.no_grad():
-            query, keys = torch.zeros(2, 2, 2, 2, device=device_type), torch.zeros(2, 2, 3, 2, device=device_type)
-            grad = torch.zeros(2, 2, 2, 3, device=device_type)
-            _compiled(_fused_scores)(query, keys, torch.zeros(2, 2, device=device_type))
+            # Distinct sizes, or dynamo would assume that equal ones stay equal and compile again for real shapes.
+            query, keys = torch.zeros(2, 3, 4, 5, device=device_type), torch.zeros(2, 3, 6, 5, device=device_type)
+            score_vector, grad = torch.zeros(3, 5, device=device_type), torch.zeros(2, 3, 4, 6, device=device_type)
+            _compiled(_fused_scores)(query, keys, score_vector)
+            _compiled(_fused_scores)(
+                torch.zeros(2, 3, 1, 5, device=device_type), keys, score_vector
+            )  # a decoding step
             _compiled(_fused_sums_over_source)(query, keys, grad)
             _compiled(_fused_sum_over_target)(query, keys, grad)
     except Exception as error:  # a missing compiler surfaces as many different exception types

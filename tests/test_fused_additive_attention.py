@@ -150,3 +150,27 @@ def test_a_machine_without_a_cxx_compiler_gets_eager_scores_and_one_warning(tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max difference 0.0" in result.stdout
     assert result.stderr.count("The fused additive attention kernels do not compile on cpu") == 1, result.stderr
+
+
+def test_kernels_compile_once_for_parameters_strided_views_and_decoding_steps():
+    """After the one check per process, a `Parameter` score vector, head-split views of projections (with gradients)
+    and a decoding step's single target position (without) all reuse the kernels compiled for it: none compiles
+    again."""
+    from torch._dynamo.utils import counters
+
+    assert fused_kernels_available("cpu")
+    compiled_before = counters["stats"]["unique_graphs"]
+    generator = torch.Generator().manual_seed(3)
+    score_vector = torch.nn.Parameter(torch.randn(HEADS, HEAD_DIM, generator=generator))
+    for tgt_len in (1, 6):
+        training = tgt_len > 1
+        projected_query = torch.randn(3, tgt_len, HEADS * HEAD_DIM, generator=generator, requires_grad=training)
+        projected_keys = torch.randn(3, 5, HEADS * HEAD_DIM, generator=generator, requires_grad=training)
+        query = projected_query.view(3, tgt_len, HEADS, HEAD_DIM).transpose(1, 2)
+        keys = projected_keys.view(3, 5, HEADS, HEAD_DIM).transpose(1, 2)
+        scores = additive_scores(query, keys, score_vector, compiled=True)
+        eager = additive_scores(query, keys, score_vector, compiled=False)
+        torch.testing.assert_close(scores, eager, atol=1e-5, rtol=0)
+        if training:
+            scores.sum().backward()
+    assert counters["stats"]["unique_graphs"] == compiled_before
