@@ -268,6 +268,13 @@ def run_rnn(rnn: nn.RNNBase, inputs: torch.Tensor, state=None):
     return rnn(inputs, state)
 
 
+def flatten_rnn_weights(rnn: nn.Module) -> None:
+    """Re-pack `rnn`'s weights into one contiguous block for cuDNN/oneDNN, where that applies: not while tracing (an
+    exported graph cannot record the in-place re-pack), not for an int8 RNN (its weights are packed already)."""
+    if not is_tracing() and hasattr(rnn, "flatten_parameters"):
+        rnn.flatten_parameters()
+
+
 class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
     """One bidirectional RNN layer; each direction has `hidden_size // 2` units so the output stays `hidden_size`.
 
@@ -295,9 +302,8 @@ class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
             [batch, src_len, hidden_size]; positions past a row's real tokens hold values that no real position
             depends on (the encoder zeroes them).
         """
-        if not is_tracing():  # re-packs the weights in place, which an exported graph cannot record
-            self.forward_rnn.flatten_parameters()
-            self.backward_rnn.flatten_parameters()
+        flatten_rnn_weights(self.forward_rnn)
+        flatten_rnn_weights(self.backward_rnn)
         inputs = self.dropout(hidden_states)
         forward_output, _ = run_rnn(self.forward_rnn, inputs)
         backward_output, _ = run_rnn(self.backward_rnn, _reverse_real_tokens(inputs, reverse_positions))
@@ -343,11 +349,10 @@ class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
             rnn_state: [batch, num_states, hidden_size], the state after the last position.
             weights: [batch, heads, tgt_len, src_len] or None.
         """
-        if not is_tracing():
-            self.rnn.flatten_parameters()
-        # torch wants [num_layers=1, batch, hidden] per state: h for nn.GRU, the pair (h, c) for nn.LSTM.
+        flatten_rnn_weights(self.rnn)
+        # torch wants [num_layers=1, batch, hidden] per state: h for a GRU, the pair (h, c) for an LSTM.
         torch_state = rnn_state.transpose(0, 1).contiguous()
-        if isinstance(self.rnn, nn.LSTM):
+        if self.rnn.mode == "LSTM":  # nn.LSTM and its int8 counterpart (translation.quantize_int8) alike
             query, (hidden, cell) = run_rnn(self.rnn, self.dropout(hidden_states), (torch_state[:1], torch_state[1:]))
             new_state = torch.cat([hidden, cell]).transpose(0, 1)
         else:

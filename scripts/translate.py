@@ -3,6 +3,7 @@ attention of the first sentence.
 
     python scripts/translate.py --model outputs/demo "Ich habe Hunger." "Wo ist der Bahnhof?"
     python scripts/translate.py --model outputs/demo --file sentences.de.txt --num_beams 5 > sentences.en.txt
+    python scripts/translate.py --model outputs/demo --file sentences.de.txt --quantize int8  # faster on a CPU
     echo "Ich habe Hunger." | python scripts/translate.py --model outputs/demo --plot-attention attention.png
 
 A sentence longer than the tokenizer's `model_max_length` is truncated to it, with a warning on stderr naming the
@@ -20,7 +21,7 @@ from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_attention  # noqa: F401  (registers the model with the Auto classes)
 from hf_attention.tokenization import load_tokenizer
-from hf_attention.translation import align, plot_alignment, translate
+from hf_attention.translation import align, plot_alignment, quantize_int8, translate
 
 PROG = Path(__file__).name
 
@@ -34,6 +35,9 @@ class TranslateArguments:
     max_new_tokens: int | None = None
     plot_attention: str | None = field(default=None, metadata={"help": "PNG path for the first sentence's heatmap"})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu")
+    quantize: str | None = field(
+        default=None, metadata={"help": "int8: int8 weights for CPU inference (translation.quantize_int8)"}
+    )
 
     def __post_init__(self):
         for name in ("batch_size", "num_beams", "max_new_tokens"):
@@ -41,6 +45,10 @@ class TranslateArguments:
             if value is not None and value < 1:
                 default = "" if name == "batch_size" else ", or leave it out for the checkpoint's generation config"
                 raise ValueError(f"--{name} {value}: expected a whole number >= 1{default}")
+        if self.quantize not in (None, "int8"):
+            raise ValueError(f"--quantize {self.quantize}: expected int8, or leave it out for the float model")
+        if self.quantize and self.device != "cpu":
+            raise ValueError(f"--quantize {self.quantize} runs on CPUs only: pass --device cpu (got {self.device})")
         # A path (not a Hub id) that is not a folder: the Hub client would report it as a malformed repo id.
         if self.model.startswith(("/", ".", "~")) and not Path(self.model).expanduser().is_dir():
             raise FileNotFoundError(f"--model {self.model}: no such checkpoint folder")
@@ -66,6 +74,8 @@ def main(argv: list[str] | None = None):
     try:
         tokenizer = load_tokenizer(args.model)
         model = AutoModelForSeq2SeqLM.from_pretrained(args.model).to(args.device)
+        if args.quantize:
+            model = quantize_int8(model)
     except (OSError, ValueError) as error:
         parser.exit(1, f"{PROG}: error: {error}\n")
     settings = (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))

@@ -15,7 +15,7 @@ from transformers import pipeline
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
 from hf_attention.tokenization import train_tokenizer
-from hf_attention.translation import align, batched, plot_alignment, translate
+from hf_attention.translation import align, batched, plot_alignment, quantize_int8, translate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ["Ich gehe nach Hause.", "Wie geht es dir?", "Das ist gut.", "Er geht heim!", "Ja."]
@@ -174,6 +174,8 @@ def run_translate_main(capsys, *arguments):
         (["--num_beams", "-1"], "--num_beams -1: expected a whole number >= 1"),
         (["--max_new_tokens", "0"], "--max_new_tokens 0: expected a whole number >= 1"),
         (["--batch_size", "0"], "--batch_size 0: expected a whole number >= 1"),
+        (["--quantize", "int4"], "--quantize int4: expected int8, or leave it out for the float model"),
+        (["--quantize", "int8", "--device", "cuda"], "--quantize int8 runs on CPUs only: pass --device cpu"),
     ],
 )
 def test_translate_script_refuses_bad_settings(checkpoint, capsys, arguments, message):
@@ -223,3 +225,40 @@ def test_translate_script_warns_about_a_long_line(checkpoint, tmp_path):
     assert (
         missing.stderr.strip().splitlines()[-1] == f"translate.py: error: --file {tmp_path / 'nope.txt'}: no such file"
     )
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_quantize_int8_replaces_every_linear_and_rnn_layer_and_keeps_the_logits(rnn_type):
+    torch.manual_seed(0)
+    config = Seq2SeqAttentionConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                    rnn_type=rnn_type, dropout=0.0)  # fmt: skip
+    model = Seq2SeqAttentionForConditionalGeneration(config).eval()
+    quantized = quantize_int8(model)
+    float_layers = (torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU)
+    dynamic = torch.ao.nn.quantized.dynamic
+    assert not [name for name, module in quantized.named_modules() if type(module) in float_layers]
+    linear_names = {name for name, module in model.named_modules() if type(module) is torch.nn.Linear}
+    rnn_names = {name for name, module in model.named_modules() if type(module) in (torch.nn.LSTM, torch.nn.GRU)}
+    assert linear_names == {name for name, module in quantized.named_modules() if type(module) is dynamic.Linear}
+    assert rnn_names == {
+        name for name, module in quantized.named_modules() if type(module) in (dynamic.LSTM, dynamic.GRU)
+    }
+    assert {type(module) for name, module in model.named_modules() if name in rnn_names} <= set(float_layers)
+
+    source = torch.randint(3, 60, (3, 7))
+    target = torch.randint(3, 60, (3, 5))
+    with torch.no_grad():
+        reference = model(input_ids=source, decoder_input_ids=target).logits
+        logits = quantized(input_ids=source, decoder_input_ids=target).logits
+    # int8 weights: a small fraction of the logits' spread away from the float ones, but not equal to them.
+    assert 0 < (logits - reference).abs().max() < 0.2 * reference.std()
+    # Cached decoding carries the int8 RNN's state as it carries the float one's.
+    settings = {"max_new_tokens": 6, "min_new_tokens": 6, "num_beams": 3}
+    torch.testing.assert_close(quantized.generate(source, use_cache=True, **settings),
+                               quantized.generate(source, use_cache=False, **settings))  # fmt: skip
+
+
+def test_translate_script_quantized_gives_the_quantized_models_translations(checkpoint, capsys):
+    path, model, tokenizer = checkpoint
+    code, out, _ = run_translate_main(capsys, "--model", str(path), "--quantize", "int8", *SENTENCES[:3])
+    assert (code, out) == (0, translate(quantize_int8(model), tokenizer, SENTENCES[:3]))
