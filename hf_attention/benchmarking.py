@@ -8,6 +8,8 @@
 - peak memory of a training step: on CUDA `torch.cuda.max_memory_allocated`; on the CPU the rise of the resident set
   (VmHWM - VmRSS, Linux) during one step, in a fresh spawned process so that memory freed by earlier measurements
   cannot hide it.
+With `translation_model`, `time_test_translation` also times translating a trained model's test sentences (float and
+int8) beside a MarianMT of its size on the same batches.
 The peer is a `MarianMTModel` whose feed-forward width is chosen so that its parameter count is within 10% of ours.
 """
 
@@ -18,17 +20,20 @@ import platform
 import statistics
 import tempfile
 import time
+import warnings
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import transformers
-from transformers import MarianConfig, MarianMTModel
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianConfig, MarianMTModel
 
 from .configuration_seq2seq_attention import ATTENTION_TYPES, Seq2SeqAttentionConfig
+from .evaluation import corpus_scores
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
 from .tokenization import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS
+from .translation import batched, quantize_int8, translate
 
 # The model name of `bahdanau` with `compile_additive_attention=False` (always eager), measured beside the attention
 # types (whose `bahdanau` is the default: fused kernels where they gain).
@@ -69,6 +74,13 @@ class BenchmarkArguments:
     first_step: bool = field(
         default=True, metadata={"help": "first-step latency of the default bahdanau, kernel cache cold and warm"}
     )
+    translation_model: str | None = field(
+        default=None,
+        metadata={"help": "a trained model folder with test_translations.jsonl (the main job's outputs/demo): time "
+                  "translating its test sources, float and int8, and a matched MarianMT on the same batches"},
+    )  # fmt: skip
+    translation_batch_sizes: list[int] = field(default_factory=lambda: [32, 100])
+    translation_only: bool = field(default=False, metadata={"help": "only the rows of --translation_model"})
     threads: int | None = field(default=None, metadata={"help": "torch threads; default: torch's choice"})
     seed: int = 0
 
@@ -84,6 +96,13 @@ class BenchmarkArguments:
             raise ValueError(f"--device {self.device!r}: allowed cpu, cuda")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available")
+        if self.translation_only and self.translation_model is None:
+            raise ValueError("--translation_only true needs --translation_model (a trained model folder)")
+        if self.translation_model is not None:
+            translations = Path(self.translation_model) / "test_translations.jsonl"
+            if not translations.is_file():
+                raise FileNotFoundError(f"--translation_model {self.translation_model}: no {translations.name} there "
+                                        "(the folder of a finished training run has one)")  # fmt: skip
 
 
 def build_benchmark_model(args: BenchmarkArguments, model_name: str):
@@ -137,7 +156,8 @@ def build_marian(args: BenchmarkArguments, target_parameters: int) -> MarianMTMo
             return MarianMTModel(config(ffn_dim)).num_parameters()
 
     best = min(
-        range(64, 8 * args.hidden_size + 1, 64), key=lambda ffn_dim: abs(parameters(ffn_dim) - target_parameters)
+        range(step := max(8, args.hidden_size // 4), 8 * args.hidden_size + 1, step),
+        key=lambda ffn_dim: abs(parameters(ffn_dim) - target_parameters),
     )
     model = MarianMTModel(config(best))
     if abs(model.num_parameters() - target_parameters) > 0.1 * target_parameters:
@@ -299,6 +319,100 @@ def first_step_seconds(args: BenchmarkArguments, length: int) -> dict[str, float
     return seconds
 
 
+def synchronizations_per_token(model, args: BenchmarkArguments, new_tokens: int = 16) -> dict:
+    """Host-device synchronisations per generated token on CUDA, counted by `torch.cuda.set_sync_debug_mode("warn")`.
+
+    `model_steps`: of the model's own cached decoding steps (a greedy loop of forward calls after one encoder pass);
+    `generate`: of a whole greedy `generate` call, which adds transformers' own checks (stopping criteria).
+    `model_sites`: the source lines of the model's synchronising calls, if any.
+    """
+    if args.device != "cuda":
+        raise ValueError(f"synchronisations are counted on cuda only, not on {args.device}")
+    model.eval()
+    batch = _batch(args, args.generation_batch_size, args.generation_source_length, torch.Generator().manual_seed(1))
+    source = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+    def counted(run) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                run()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return [f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchronizing" in str(w.message)]
+
+    def model_steps():
+        next_tokens = torch.full((args.generation_batch_size, 1), BOS, device=args.device)
+        cache = None
+        for _ in range(new_tokens):
+            output = model(encoder_outputs=encoder_outputs, attention_mask=source["attention_mask"],
+                           decoder_input_ids=next_tokens, past_key_values=cache, use_cache=True)  # fmt: skip
+            cache = output.past_key_values
+            next_tokens = output.logits[:, -1:].argmax(-1)
+
+    with torch.no_grad(), _autocast(args):
+        encoder_outputs = model.get_encoder()(**source)
+        model_steps()  # warm-up: kernels compile outside the count
+        sites = counted(model_steps)
+        whole = counted(lambda: model.generate(**source, max_new_tokens=new_tokens, min_new_tokens=new_tokens))
+    return {"model_steps": len(sites) / new_tokens, "generate": len(whole) / new_tokens,
+            "model_sites": sorted(set(sites))}  # fmt: skip
+
+
+def time_test_translation(args: BenchmarkArguments) -> list[dict]:
+    """Seconds and BLEU of translating the test sources of `args.translation_model` with its own generation config,
+    as `translation.translate` does (batches of sorted lengths), per batch size: the float model, its int8 copy (CPU),
+    and a MarianMT of the same size on the same batches, each batch's output length forced to the longest translation
+    the float model gave in it (an untrained peer would stop anywhere)."""
+    folder = Path(args.translation_model)
+    rows = [json.loads(line) for line in (folder / "test_translations.jsonl").open(encoding="utf-8")]
+    sources, references = [row["source"] for row in rows], [row["reference"] for row in rows]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(args.device).eval()
+    variants = {"float": model, **({"int8": quantize_int8(model)} if args.device == "cpu" else {})}
+    config = model.config
+    peer_args = replace(
+        args,
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+    )
+    peer = build_marian(peer_args, model.num_parameters()).to(args.device).eval()  # fmt: skip
+    num_beams = model.generation_config.num_beams or 1
+    base = {"task": "translate", "translation_model": str(folder), "sentences": len(sources), "num_beams": num_beams,
+            **environment(args)}  # fmt: skip
+    records = []
+    for batch_size in args.translation_batch_sizes:
+        hypotheses = {}
+        for variant, candidate in variants.items():
+            with _autocast(args):
+                translate(candidate, tokenizer, sources[:batch_size], batch_size=batch_size)  # warm-up
+                start = time.perf_counter()
+                hypotheses[variant] = translate(candidate, tokenizer, sources, batch_size=batch_size)
+                seconds = time.perf_counter() - start
+            scores = corpus_scores(hypotheses[variant], references)
+            records.append({**base, "model": f"Seq2SeqAttention ({variant})", "params": model.num_parameters(),
+                            "batch_size": batch_size, "seconds": round(seconds, 2),
+                            "bleu": round(scores["bleu"], 2), "chrf": round(scores["chrf"], 2)})  # fmt: skip
+            print(json.dumps(records[-1]), flush=True)
+        lengths = [len(ids) for ids in tokenizer(hypotheses["float"])["input_ids"]]
+        order = sorted(range(len(sources)), key=lambda index: len(sources[index]))
+        start = time.perf_counter()
+        with torch.no_grad(), _autocast(args):
+            for indices in batched(order, batch_size):
+                inputs = tokenizer([sources[index] for index in indices], return_tensors="pt", padding=True,
+                                   truncation=True).to(args.device)  # fmt: skip
+                new_tokens = max(lengths[index] for index in indices)
+                peer.generate(**inputs, num_beams=num_beams, min_new_tokens=new_tokens, max_new_tokens=new_tokens)
+        records.append({**base, "model": "MarianMTModel (same lengths)", "params": peer.num_parameters(),
+                        "batch_size": batch_size, "seconds": round(time.perf_counter() - start, 2), "bleu": None,
+                        "chrf": None})  # fmt: skip
+        print(json.dumps(records[-1]), flush=True)
+    return records
+
+
 def environment(args: BenchmarkArguments) -> dict:
     """What the figures were measured on: machine, device, dtype, threads, versions, attention implementation."""
     if args.device == "cuda":
@@ -315,11 +429,11 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
     if args.threads:
         torch.set_num_threads(args.threads)
     env = environment(args)
-    records = []
-    model_names = list(args.attention_types)
+    records = time_test_translation(args) if args.translation_model else []
+    model_names = [] if args.translation_only else list(args.attention_types)
     if args.eager_bahdanau and "bahdanau" in model_names:
         model_names.insert(model_names.index("bahdanau") + 1, EAGER_BAHDANAU)
-    model_names += ["marian"] if args.include_marian else []
+    model_names += ["marian"] if args.include_marian and not args.translation_only else []
     for model_name in model_names:
         torch.manual_seed(args.seed)
         model = build_benchmark_model(args, model_name).to(args.device)
@@ -348,7 +462,7 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
                     records.append(record)
                     print(json.dumps(record), flush=True)
         del model
-    if args.first_step and "bahdanau" in args.attention_types:
+    if args.first_step and "bahdanau" in args.attention_types and not args.translation_only:
         length = args.train_lengths[0]
         for state, seconds in first_step_seconds(args, length).items():
             record = {"model": "Seq2SeqAttention", "attention_type": "bahdanau", "compile_additive_attention": None,
@@ -378,13 +492,9 @@ def _find(records: list[dict], **conditions) -> dict | None:
     return None
 
 
-def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
-    """Tables of the records: training speed and peak memory by length, generation speed by setting."""
-    env = environment(args)
-    names = list(dict.fromkeys(_label(record) for record in records))
-    lines = [f"Benchmark: {env['machine']}, {env['device']}, {env['dtype']}, {env['threads']} threads, "
-             f"torch {env['torch']}, transformers {env['transformers']}, {env['attn_implementation']}.", "",
-             f"Training (batch {args.train_batch_size}, source = target length): target tokens/s, peak MiB", "",
+def _model_tables(records: list[dict], args: BenchmarkArguments, names: list[str]) -> list[str]:
+    """The training and generation tables, one row per model label in `names`."""
+    lines = ["", f"Training (batch {args.train_batch_size}, source = target length): target tokens/s, peak MiB", "",
              "| model | params | " + " | ".join(f"{n} tok/s | {n} MiB" for n in args.train_lengths) + " |",
              "|---|---|" + "---|---|" * len(args.train_lengths)]  # fmt: skip
     for name in names:
@@ -405,12 +515,39 @@ def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
                            use_cache=use_cache) or {}  # fmt: skip
             cells.append(str(record.get("tokens_per_s", "")))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
+    """Tables of the records: training speed and peak memory by length, generation speed by setting."""
+    env = environment(args)
+    names = list(dict.fromkeys(_label(record) for record in records if record["task"] in ("train", "generate")))
+    lines = [f"Benchmark: {env['machine']}, {env['device']}, {env['dtype']}, {env['threads']} threads, "
+             f"torch {env['torch']}, transformers {env['transformers']}, {env['attn_implementation']}."]  # fmt: skip
+    if names:
+        lines += _model_tables(records, args, names)
     first_steps = [record for record in records if record["task"] == "first_step"]
     if first_steps:
         lines += ["", f"First training step of a new process, default bahdanau (batch {args.train_batch_size}, length "
                   f"{first_steps[0]['src_len']}): seconds", "", "| kernel cache | seconds |", "|---|---|"]  # fmt: skip
         lines += [f"| {record['kernel_cache']} | {record['seconds']} |" for record in first_steps]
+    translations = [record for record in records if record["task"] == "translate"]
+    if translations:
+        first = translations[0]
+        lines += ["", f"Translating the {first['sentences']} test sentences of {first['translation_model']}, beam "
+                  f"{first['num_beams']}: seconds, BLEU, chrF", "", "| model | batch | seconds | BLEU | chrF |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['model']} | {r['batch_size']} | {r['seconds']} | {r['bleu'] if r['bleu'] is not None else ''}"
+                  f" | {r['chrf'] if r['chrf'] is not None else ''} |" for r in translations]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["EAGER_BAHDANAU", "BenchmarkArguments", "build_benchmark_model", "build_marian", "run_benchmark"]
+__all__ = [
+    "EAGER_BAHDANAU",
+    "BenchmarkArguments",
+    "build_benchmark_model",
+    "build_marian",
+    "run_benchmark",
+    "synchronizations_per_token",
+    "time_test_translation",
+]

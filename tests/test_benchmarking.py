@@ -1,9 +1,22 @@
-"""hf_attention.benchmarking: the peer is matched in size and bad arguments are refused.
-(Nothing here is timed: speeds live in scripts/benchmark.py.)"""
+"""hf_attention.benchmarking: the peer is matched in size, the translation rows score what translate gives, and bad
+arguments are refused. (Nothing here asserts a speed: speeds live in scripts/benchmark.py.)"""
+
+import json
 
 import pytest
+import torch
 
-from hf_attention.benchmarking import BenchmarkArguments, build_benchmark_model, build_marian
+from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
+from hf_attention.benchmarking import (
+    BenchmarkArguments,
+    build_benchmark_model,
+    build_marian,
+    markdown_report,
+    run_benchmark,
+)
+from hf_attention.evaluation import corpus_scores
+from hf_attention.tokenization import train_tokenizer
+from hf_attention.translation import quantize_int8, translate
 
 
 def test_marian_peer_is_within_ten_percent_of_our_size():
@@ -18,3 +31,42 @@ def test_marian_peer_is_within_ten_percent_of_our_size():
 def test_bad_arguments_are_refused(name, value):
     with pytest.raises(ValueError, match=name):
         BenchmarkArguments(output_dir="unused", **{name: value})
+
+
+def test_missing_translation_model_or_translations_file_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--translation_only true needs --translation_model"):
+        BenchmarkArguments(output_dir="unused", translation_only=True)
+    with pytest.raises(FileNotFoundError, match="no test_translations.jsonl there"):
+        BenchmarkArguments(output_dir="unused", translation_model=str(tmp_path))
+
+
+def test_translation_rows_score_the_translations_of_the_float_and_int8_models(tmp_path):
+    sources = ["Ich gehe nach Hause.", "Wie geht es dir?", "Das ist gut.", "Er geht heim!", "Ja."]
+    references = ["I am going home.", "How are you?", "That is good.", "He goes home!", "Yes."]
+    torch.manual_seed(0)
+    tokenizer = train_tokenizer((sources + references) * 10, vocab_size=80, model_max_length=32)
+    config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, dropout=0.0)  # fmt: skip
+    model = Seq2SeqAttentionForConditionalGeneration(config).eval()
+    model.generation_config.max_length, model.generation_config.num_beams = 10, 2
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    rows = [{"source": source, "reference": reference} for source, reference in zip(sources, references, strict=True)]
+    (folder / "test_translations.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = BenchmarkArguments(output_dir=str(tmp_path / "out"), dtype="float32", translation_model=str(folder),
+                              translation_only=True, translation_batch_sizes=[2])  # fmt: skip
+    records = run_benchmark(args)
+    assert [record["model"] for record in records] == [
+        "Seq2SeqAttention (float)", "Seq2SeqAttention (int8)", "MarianMTModel (same lengths)"
+    ]  # fmt: skip
+    assert {
+        (record["task"], record["sentences"], record["num_beams"], record["batch_size"]) for record in records
+    } == {("translate", 5, 2, 2)}
+    for record, candidate in zip(records, (model, quantize_int8(model)), strict=False):
+        expected = corpus_scores(translate(candidate, tokenizer, sources, batch_size=2), references)
+        assert (record["bleu"], record["chrf"]) == (round(expected["bleu"], 2), round(expected["chrf"], 2))
+    report = markdown_report(records, args)
+    assert f"| Seq2SeqAttention (float) | 2 | {records[0]['seconds']} | {records[0]['bleu']} |" in report
+    assert "Training (batch" not in report
+    assert json.loads((tmp_path / "out" / "benchmark.json").read_text()) == records
