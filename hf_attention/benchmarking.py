@@ -479,7 +479,9 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
 
 def _label(record: dict) -> str:
     """The row name: the attention type (`transformer` for MarianMT), with ` (eager)` for always-eager additive
-    scores."""
+    scores; a translation record's model name."""
+    if "attention_type" not in record:
+        return record["model"]
     return record["attention_type"] + (" (eager)" if record.get("compile_additive_attention") is False else "")
 
 

@@ -72,11 +72,12 @@ def train_main_preset(args: GpuCheckArguments) -> dict:
         "--corpus", args.corpus, "--output_dir", str(output_dir), "--use_cpu", "false", "--bf16", "true",
         "--max_steps", str(args.train_steps), "--max_train_minutes", "30", "--eval_strategy", "no",
         "--save_strategy", "no", "--load_best_model_at_end", "false", "--report_to", "none",
-        "--include_num_input_tokens_seen", "non_padding",
     ]  # fmt: skip
     model_args, data_args, training_args = parse_arguments(
         (ModelArguments, DataArguments, TranslationTrainingArguments), argv
     )
+    # Set after parsing: the parser reads this `str | bool` field as a bool, which cannot say "non_padding".
+    training_args.include_num_input_tokens_seen = "non_padding"
     setup_logging(training_args)
     torch.cuda.reset_peak_memory_stats()
     test_metrics = run_training(model_args, data_args, training_args)

@@ -70,3 +70,15 @@ def test_translation_rows_score_the_translations_of_the_float_and_int8_models(tm
     assert f"| Seq2SeqAttention (float) | 2 | {records[0]['seconds']} | {records[0]['bleu']} |" in report
     assert "Training (batch" not in report
     assert json.loads((tmp_path / "out" / "benchmark.json").read_text()) == records
+
+
+def test_report_of_a_run_with_model_rows_and_translation_rows_has_both_tables():
+    args = BenchmarkArguments(output_dir="unused", train_lengths=[16], new_tokens=[8], num_beams=[1])
+    train = {"model": "Seq2SeqAttention", "attention_type": "bahdanau", "compile_additive_attention": None,
+             "params": 10, "task": "train", "src_len": 16, "tokens_per_s": 123.4, "peak_mem_mb": 5.0}  # fmt: skip
+    translation = {"task": "translate", "model": "Seq2SeqAttention (int8)", "translation_model": "outputs/demo",
+                   "sentences": 3, "num_beams": 5, "batch_size": 100, "seconds": 1.5, "bleu": 7.1,
+                   "chrf": 27.0}  # fmt: skip
+    report = markdown_report([translation, train], args)
+    assert "| bahdanau | 10 | 123.4 | 5.0 |" in report
+    assert "| Seq2SeqAttention (int8) | 100 | 1.5 | 7.1 | 27.0 |" in report
