@@ -387,7 +387,8 @@ def time_test_translation(args: BenchmarkArguments) -> list[dict]:
     for batch_size in args.translation_batch_sizes:
         hypotheses = {}
         for variant, candidate in variants.items():
-            with _autocast(args):
+            # int8 is its own precision: its kernels take float32 activations, never autocast's bf16.
+            with _autocast(args) if variant == "float" else nullcontext():
                 translate(candidate, tokenizer, sources[:batch_size], batch_size=batch_size)  # warm-up
                 start = time.perf_counter()
                 hypotheses[variant] = translate(candidate, tokenizer, sources, batch_size=batch_size)

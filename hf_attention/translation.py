@@ -65,9 +65,9 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of `model` for CPU inference with int8 weights in every `nn.Linear`, `nn.LSTM` and `nn.GRU` (dynamic
     quantization: activations are quantized on the fly, embeddings stay float); `model` itself is left unchanged.
 
-    The copy translates, aligns and scores like the model it came from, only on a CPU and without gradients; it cannot
-    be saved with `save_pretrained` (keep the float checkpoint and quantize after loading). docs/benchmark.md gives
-    its speed and BLEU against the float model.
+    The copy translates, aligns and scores like the model it came from, only on a CPU, without gradients and outside
+    autocast (its kernels take float32 activations, not bf16); it cannot be saved with `save_pretrained` (keep the
+    float checkpoint and quantize after loading). docs/benchmark.md gives its speed and BLEU against the float model.
 
     Raises:
         ValueError: `model` is not on the CPU.
