@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -274,11 +274,31 @@ def peak_training_memory_mb(model, args: BenchmarkArguments, model_name: str, le
         return (torch.cuda.max_memory_allocated() - before) / 2**20
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    worker = context.Process(target=_cpu_peak_memory_worker, args=(asdict(args), model_name, length, queue))
-    worker.start()
+    # glibc's default allocator: with GLIBC_TUNABLES keeping freed blocks (scripts/main.sh), the first step's heap
+    # stays resident and the measured step would reuse it, showing almost no rise.
+    with _environment_variable("GLIBC_TUNABLES", None):
+        worker = context.Process(target=_cpu_peak_memory_worker, args=(asdict(args), model_name, length, queue))
+        worker.start()
     peak = queue.get()
     worker.join()
     return peak
+
+
+@contextmanager
+def _environment_variable(name: str, value: str | None):
+    """Set (or, with None, remove) an environment variable for the processes spawned inside the block."""
+    previous = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def _first_step_worker(args_dict: dict, length: int, queue) -> None:
@@ -301,21 +321,13 @@ def first_step_seconds(args: BenchmarkArguments, length: int) -> dict[str, float
     then filled by that run (`warm`: a later run on the same machine), each in a freshly spawned process."""
     context = multiprocessing.get_context("spawn")
     seconds = {}
-    previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    with tempfile.TemporaryDirectory() as cache_dir:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir  # inherited by the spawned processes
-        try:
-            for state in ("cold", "warm"):
-                queue = context.Queue()
-                worker = context.Process(target=_first_step_worker, args=(asdict(args), length, queue))
-                worker.start()
-                seconds[state] = queue.get()
-                worker.join()
-        finally:
-            if previous is None:
-                os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-            else:
-                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
+    with tempfile.TemporaryDirectory() as cache_dir, _environment_variable("TORCHINDUCTOR_CACHE_DIR", cache_dir):
+        for state in ("cold", "warm"):
+            queue = context.Queue()
+            worker = context.Process(target=_first_step_worker, args=(asdict(args), length, queue))
+            worker.start()
+            seconds[state] = queue.get()
+            worker.join()
     return seconds
 
 

@@ -2,6 +2,7 @@
 arguments are refused. (Nothing here asserts a speed: speeds live in scripts/benchmark.py.)"""
 
 import json
+import os
 
 import pytest
 import torch
@@ -82,3 +83,26 @@ def test_report_of_a_run_with_model_rows_and_translation_rows_has_both_tables():
     report = markdown_report([translation, train], args)
     assert "| bahdanau | 10 | 123.4 | 5.0 |" in report
     assert "| Seq2SeqAttention (int8) | 100 | 1.5 | 7.1 | 27.0 |" in report
+
+
+def _report_variable(name, queue):
+    import os
+
+    queue.put(os.environ.get(name))
+
+
+def test_memory_workers_run_with_the_default_allocator_and_the_caller_keeps_its_setting(monkeypatch):
+    """The CPU memory figure is the resident-set rise of one step, which glibc settings that keep freed blocks hide."""
+    import multiprocessing
+
+    from hf_attention.benchmarking import _environment_variable
+
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=4294967295")
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    with _environment_variable("GLIBC_TUNABLES", None):
+        worker = context.Process(target=_report_variable, args=("GLIBC_TUNABLES", queue))
+        worker.start()
+    assert queue.get() is None
+    worker.join()
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.trim_threshold=4294967295"
