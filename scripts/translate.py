@@ -3,7 +3,8 @@ attention of the first sentence.
 
     python scripts/translate.py --model outputs/demo "Ich habe Hunger." "Wo ist der Bahnhof?"
     python scripts/translate.py --model outputs/demo --file sentences.de.txt --num_beams 5 > sentences.en.txt
-    python scripts/translate.py --model outputs/demo --file sentences.de.txt --quantize int8  # faster on a CPU
+    python scripts/translate.py --model outputs/demo --file sentences.de.txt --bf16 true  # CPUs with bf16, GPUs
+    python scripts/translate.py --model outputs/demo --file sentences.de.txt --quantize int8  # CPUs without bf16
     echo "Ich habe Hunger." | python scripts/translate.py --model outputs/demo --plot-attention attention.png
 
 A sentence longer than the tokenizer's `model_max_length` is truncated to it, with a warning on stderr naming the
@@ -35,6 +36,7 @@ class TranslateArguments:
     max_new_tokens: int | None = None
     plot_attention: str | None = field(default=None, metadata={"help": "PNG path for the first sentence's heatmap"})
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu")
+    bf16: bool = field(default=False, metadata={"help": "translate under bf16 autocast (weights stay float32)"})
     quantize: str | None = field(
         default=None, metadata={"help": "int8: int8 weights for CPU inference (translation.quantize_int8)"}
     )
@@ -47,6 +49,10 @@ class TranslateArguments:
                 raise ValueError(f"--{name} {value}: expected a whole number >= 1{default}")
         if self.quantize not in (None, "int8"):
             raise ValueError(f"--quantize {self.quantize}: expected int8, or leave it out for the float model")
+        if self.quantize and self.bf16:
+            raise ValueError(
+                f"--quantize {self.quantize} and --bf16 true exclude each other: int8 kernels take float32"
+            )
         if self.quantize and self.device != "cpu":
             raise ValueError(f"--quantize {self.quantize} runs on CPUs only: pass --device cpu (got {self.device})")
         # A path (not a Hub id) that is not a folder: the Hub client would report it as a malformed repo id.
@@ -80,10 +86,13 @@ def main(argv: list[str] | None = None):
         parser.exit(1, f"{PROG}: error: {error}\n")
     settings = (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
     generate_kwargs = {name: value for name, value in settings if value is not None}
-    for translation in translate(model, tokenizer, sentences, batch_size=args.batch_size, **generate_kwargs):
-        print(translation, flush=True)
-    if args.plot_attention and sentences:
-        alignment = align(model, tokenizer, sentences[0], **generate_kwargs)
+    alignment = None
+    with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16, enabled=args.bf16):
+        for translation in translate(model, tokenizer, sentences, batch_size=args.batch_size, **generate_kwargs):
+            print(translation, flush=True)
+        if args.plot_attention and sentences:
+            alignment = align(model, tokenizer, sentences[0], **generate_kwargs)
+    if alignment is not None:
         path = plot_alignment(alignment, args.plot_attention, title=f"{sentences[0]}\n-> {alignment.translation}")
         print(f"attention heatmap: {path}", file=sys.stderr)
 

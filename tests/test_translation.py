@@ -176,6 +176,7 @@ def run_translate_main(capsys, *arguments):
         (["--batch_size", "0"], "--batch_size 0: expected a whole number >= 1"),
         (["--quantize", "int4"], "--quantize int4: expected int8, or leave it out for the float model"),
         (["--quantize", "int8", "--device", "cuda"], "--quantize int8 runs on CPUs only: pass --device cpu"),
+        (["--quantize", "int8", "--bf16", "true"], "--quantize int8 and --bf16 true exclude each other"),
     ],
 )
 def test_translate_script_refuses_bad_settings(checkpoint, capsys, arguments, message):
@@ -262,3 +263,11 @@ def test_translate_script_quantized_gives_the_quantized_models_translations(chec
     path, model, tokenizer = checkpoint
     code, out, _ = run_translate_main(capsys, "--model", str(path), "--quantize", "int8", *SENTENCES[:3])
     assert (code, out) == (0, translate(quantize_int8(model), tokenizer, SENTENCES[:3]))
+
+
+def test_translate_script_bf16_gives_the_translations_under_bf16_autocast(checkpoint, capsys):
+    path, model, tokenizer = checkpoint
+    code, out, _ = run_translate_main(capsys, "--model", str(path), "--bf16", "true", *SENTENCES)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = translate(model, tokenizer, SENTENCES)
+    assert (code, out) == (0, expected)
