@@ -391,7 +391,7 @@ def time_test_translation(args: BenchmarkArguments) -> list[dict]:
         num_hidden_layers=config.num_hidden_layers,
         num_attention_heads=config.num_attention_heads,
     )
-    peer = build_marian(peer_args, model.num_parameters()).to(args.device).eval()  # fmt: skip
+    peer = build_marian(peer_args, model.num_parameters()).to(args.device).eval()
     num_beams = model.generation_config.num_beams or 1
     base = {"task": "translate", "translation_model": str(folder), "sentences": len(sources), "num_beams": num_beams,
             **environment(args)}  # fmt: skip
