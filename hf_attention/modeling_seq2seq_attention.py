@@ -220,7 +220,6 @@ def _attention_type_of_weights(loading_info: dict) -> str | None:
     return "'scaled_dot' or 'dot'"
 
 
-@functools.cache
 def drop_words(embeddings: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     """Word dropout: zero the whole embedding of each token with probability `rate` in training.
 
@@ -238,6 +237,7 @@ def drop_words(embeddings: torch.Tensor, rate: float, training: bool) -> torch.T
     return embeddings * keep.bernoulli_(1.0 - rate).div_(1.0 - rate)
 
 
+@functools.cache
 def cpu_has_bf16_kernels() -> bool:
     """Whether oneDNN has bf16 kernels on this CPU (AVX-512 BF16 or AMX). Without them its bf16 LSTM fails to build
     and other bf16 ops are emulated, slower than float32."""

@@ -1,9 +1,11 @@
 """The encoder-decoder: outputs, padding, causality, loss, caching, generation, saving and loading, bad input."""
 
+import gc
 import os
 import subprocess
 import sys
 import textwrap
+import weakref
 from unittest import mock
 
 import pytest
@@ -706,6 +708,34 @@ def test_word_dropout_zeroes_whole_tokens_and_scales_the_rest():
     assert 0.15 < zero.float().mean() < 0.35
     assert torch.equal(drop_words(embeddings, 0.25, training=False), embeddings)
     assert torch.equal(drop_words(embeddings, 0.0, training=True), embeddings)
+
+
+def test_word_dropout_draws_a_new_mask_per_call_and_keeps_no_reference():
+    embeddings = torch.randn(4, 50, 8) + 3.0
+    first, second = drop_words(embeddings, 0.25, training=True), drop_words(embeddings, 0.25, training=True)
+    assert not torch.equal(first, second)
+    reference = weakref.ref(embeddings)
+    del embeddings, first, second
+    gc.collect()
+    assert reference() is None  # nothing holds a training step's embeddings (and their graph) after the step
+
+
+def test_a_training_step_leaves_no_tensor_behind():
+    model = make_model("bahdanau", "lstm")
+    model.train()
+    source_ids, attention_mask, labels = batch()
+
+    def live_tensors() -> int:
+        gc.collect()
+        return sum(1 for obj in gc.get_objects() if isinstance(obj, torch.Tensor))
+
+    model(source_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+    model.zero_grad(set_to_none=True)
+    before = live_tensors()
+    for _ in range(3):
+        model(source_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+        model.zero_grad(set_to_none=True)
+    assert live_tensors() == before
 
 
 def test_word_dropout_drops_source_and_decoder_tokens_in_training_only():
