@@ -57,6 +57,9 @@ class DataArguments:
     synthetic_max_length: int | None = field(
         default=None, metadata={"help": "longest sequence (words) of the reversal task; default 12"}
     )
+    ding_lexicon_size: int = field(
+        default=0, metadata={"help": "ding: word and phrase pairs of the dictionary added to the training split"}
+    )
     max_source_length: int = 64
     max_target_length: int = 64
     bpe_dropout: float = field(

@@ -31,6 +31,8 @@ SPLITS = ("train", "validation", "test")
 # Ding annotations: {f} {pl} {adj} (grammar) and [Br.] [ugs.] (usage); they are not part of the sentence.
 _ANNOTATION = re.compile(r"\s*(\{[^}]*\}|\[[^\]]*\])")
 _SENTENCE_END = (".", "?", "!")
+# Remarks of word entries: "(einer Maschine)", "/TH/", "<Gecko>"; sentences keep their parentheses.
+_LEXICON_REMARK = re.compile(r"\s*(\([^)]*\)|/[^/\s]+/|<[^>]*>)")
 
 
 def _clean_piece(piece: str) -> str:
@@ -42,13 +44,9 @@ def _is_sentence(text: str) -> bool:
     return len(text.split()) >= 3 and text.endswith(_SENTENCE_END)
 
 
-def parse_ding_line(line: str) -> list[tuple[str, str]]:
-    """The sentence pairs of one line of the Ding dictionary (`German :: English`, pieces separated by ` | `).
-
-    Pieces correspond one to one between the sides; each contributes its first `;` alternative with `{...}` and
-    `[...]` annotations removed, when both sides are sentences (3 words or more, ending in `.`, `?` or `!`).
-    Comment lines, lines without ` :: ` and lines whose sides have different numbers of pieces give nothing.
-    """
+def _ding_piece_pairs(line: str) -> list[tuple[str, str]]:
+    """The cleaned (German, English) piece pairs of one Ding line; none for comments, lines without ` :: ` and
+    lines whose sides have different numbers of pieces."""
     line = line.rstrip("\n")
     if line.startswith("#") or " :: " not in line:
         return []
@@ -56,11 +54,33 @@ def parse_ding_line(line: str) -> list[tuple[str, str]]:
     german_pieces, english_pieces = german.split(" | "), english.split(" | ")
     if len(german_pieces) != len(english_pieces):
         return []
+    return [
+        (_clean_piece(german_piece), _clean_piece(english_piece))
+        for german_piece, english_piece in zip(german_pieces, english_pieces, strict=True)
+    ]
+
+
+def parse_ding_line(line: str) -> list[tuple[str, str]]:
+    """The sentence pairs of one line of the Ding dictionary (`German :: English`, pieces separated by ` | `).
+
+    Pieces correspond one to one between the sides; each contributes its first `;` alternative with `{...}` and
+    `[...]` annotations removed, when both sides are sentences (3 words or more, ending in `.`, `?` or `!`).
+    Comment lines, lines without ` :: ` and lines whose sides have different numbers of pieces give nothing.
+    """
+    return [pair for pair in _ding_piece_pairs(line) if _is_sentence(pair[0]) and _is_sentence(pair[1])]
+
+
+def parse_ding_lexicon_line(line: str) -> list[tuple[str, str]]:
+    """The word and phrase pairs of one Ding line: the pieces that `parse_ding_line` does not take as sentences,
+    cleaned the same way and of their `(...)` remarks, `/.../` abbreviations and `<...>` cross-references too, when
+    neither side is then empty (`Haus {n}; Gebäude {n} (Bauwerk) :: house; building` gives `("Haus", "house")`)."""
     pairs = []
-    for german_piece, english_piece in zip(german_pieces, english_pieces, strict=True):
-        german_piece, english_piece = _clean_piece(german_piece), _clean_piece(english_piece)
-        if _is_sentence(german_piece) and _is_sentence(english_piece):
-            pairs.append((german_piece, english_piece))
+    for german, english in _ding_piece_pairs(line):
+        if _is_sentence(german) and _is_sentence(english):
+            continue
+        german, english = (" ".join(_LEXICON_REMARK.sub("", side).split()) for side in (german, english))
+        if german and english:
+            pairs.append((german, english))
     return pairs
 
 
@@ -78,6 +98,22 @@ def read_ding_corpus(path: str | Path = DING_PATH) -> list[tuple[str, str]]:
         for line in lines:
             for pair in parse_ding_line(line):
                 pairs.setdefault(pair, None)
+    return list(pairs)
+
+
+def read_ding_lexicon(
+    path: str | Path = DING_PATH, held_out: set[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """All distinct word and phrase pairs of the Ding file (`parse_ding_lexicon_line`), in file order, leaving out
+    every line that holds a sentence of `held_out`: a held-out sentence's own headword translation stays unseen."""
+    pairs = {}
+    with Path(path).open(encoding="utf-8") as lines:
+        for line in lines:
+            if any(sentence in held_out for pair in parse_ding_line(line) for sentence in pair):
+                continue
+            for pair in parse_ding_lexicon_line(line):
+                if not held_out.intersection(pair):
+                    pairs.setdefault(pair, None)
     return list(pairs)
 
 
@@ -310,6 +346,14 @@ def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: in
     return DatasetDict({split: loaded[split] for split in SPLITS})
 
 
+def _lexicon_sample(path, splits: dict[str, list[tuple[str, str]]], size: int, seed: int) -> list[tuple[str, str]]:
+    held_out = {sentence for name in ("validation", "test") for pair in splits[name] for sentence in pair}
+    lexicon = read_ding_lexicon(path, held_out)
+    if not 0 <= size <= len(lexicon):
+        raise ValueError(f"ding_lexicon_size={size}: the Ding file at {path} has 0 to {len(lexicon)} lexicon pairs")
+    return random.Random(seed).sample(lexicon, size)
+
+
 def load_translation_corpus(
     corpus: str = "ding",
     src_lang: str = "de",
@@ -320,6 +364,7 @@ def load_translation_corpus(
     synthetic_size: int = 20000,
     synthetic_min_length: int | None = None,
     synthetic_max_length: int | None = None,
+    ding_lexicon_size: int = 0,
 ) -> DatasetDict:
     """A train / validation / test `DatasetDict` of `{"translation": {src_lang: ..., tgt_lang: ...}}` rows.
 
@@ -331,6 +376,8 @@ def load_translation_corpus(
         synthetic_size: number of training pairs of a synthetic task.
         synthetic_min_length, synthetic_max_length: the range of sequence lengths (in words) of the reversal task;
             None keeps `reversal_pairs`' defaults (4 and 12).
+        ding_lexicon_size: with the Ding corpus, this many of its word and phrase pairs (`read_ding_lexicon`, a
+            sample seeded by `seed`) join the training split after the sentence pairs; 0 adds none.
 
     Raises:
         ValueError: a local file that is not UTF-8, or a row without a string for `src_lang` or `tgt_lang` (a
@@ -339,10 +386,15 @@ def load_translation_corpus(
     if corpus == "ding" or Path(corpus) == DING_PATH:
         if (src_lang, tgt_lang) not in (("de", "en"), ("en", "de")):
             raise ValueError(f"the Ding corpus is German-English; got src_lang={src_lang!r}, tgt_lang={tgt_lang!r}")
-        pairs = read_ding_corpus(DING_PATH if corpus == "ding" else corpus)
+        path = DING_PATH if corpus == "ding" else corpus
+        splits = split_pairs(read_ding_corpus(path), validation_size, test_size, seed)
+        if ding_lexicon_size:
+            splits["train"] = splits["train"] + _lexicon_sample(path, splits, ding_lexicon_size, seed)
         if src_lang == "en":
-            pairs = [(english, german) for german, english in pairs]
-        return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+            splits = {name: [(english, german) for german, english in pairs] for name, pairs in splits.items()}
+        return pairs_to_dataset_dict(splits, src_lang, tgt_lang)
+    if ding_lexicon_size:
+        raise ValueError(f"ding_lexicon_size={ding_lexicon_size} needs the Ding corpus, not --corpus {corpus!r}")
     if corpus in SYNTHETIC_CORPORA:
         splits = _synthetic_corpus(
             corpus, validation_size, test_size, seed, synthetic_size, synthetic_min_length, synthetic_max_length

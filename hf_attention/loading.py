@@ -70,6 +70,7 @@ def load_corpus(data_args: DataArguments):
         synthetic_size=data_args.synthetic_size,
         synthetic_min_length=data_args.synthetic_min_length,
         synthetic_max_length=data_args.synthetic_max_length,
+        ding_lexicon_size=data_args.ding_lexicon_size,
     )
 
 

@@ -7,8 +7,10 @@ from corpus_files import write_folder_corpus
 from hf_attention.data import (
     load_translation_corpus,
     number_pairs,
+    parse_ding_lexicon_line,
     parse_ding_line,
     read_ding_corpus,
+    read_ding_lexicon,
     reversal_pairs,
     split_pairs,
 )
@@ -45,6 +47,59 @@ def test_read_ding_corpus_deduplicates_and_reports_missing_file(tmp_path):
     assert len(pairs) == 6 and len(set(pairs)) == 6
     with pytest.raises(FileNotFoundError, match="apt-get install -y trans-de-en"):
         read_ding_corpus(tmp_path / "missing")
+
+
+def test_parse_ding_lexicon_line_takes_the_pieces_that_are_not_sentences():
+    parsed = [parse_ding_lexicon_line(line) for line in DING_LINES]
+    assert parsed == [
+        [],  # comment
+        [("Haus", "house")],
+        [],  # sentences only
+        [],
+        [("Zu kurz.", "Too short.")],  # two words: not a sentence
+        [],  # pieces do not correspond one to one
+        [("Kein Satzende hier", "No sentence end here")],
+    ]
+    line = "Hochschule /HS/ (Bildung) | Geckos <Gecko> | (veraltet) :: college (education) | geckos | rare\n"
+    assert parse_ding_lexicon_line(line) == [("Hochschule", "college"), ("Geckos", "geckos")]
+
+
+def _ding_file_with_headwords(path, count):
+    lines = [f"Wort{i} {{n}} | Satz Nummer {i} hier. :: word{i} | sentence number {i} here.\n" for i in range(count)]
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def test_lexicon_pairs_join_training_without_the_held_out_lines(tmp_path, monkeypatch):
+    path = tmp_path / "de-en"
+    _ding_file_with_headwords(path, 40)
+    monkeypatch.setattr("hf_attention.data.DING_PATH", path)
+    plain = load_translation_corpus("ding", validation_size=3, test_size=4, seed=1)
+    held_out = {row["de"] for name in ("validation", "test") for row in plain[name]["translation"]}
+    held_out_numbers = {sentence.split()[2] for sentence in held_out}
+    assert read_ding_lexicon(path, held_out) == [
+        (f"Wort{i}", f"word{i}") for i in range(40) if str(i) not in held_out_numbers
+    ]
+
+    with_lexicon = load_translation_corpus("ding", validation_size=3, test_size=4, seed=1, ding_lexicon_size=20)
+    for name in ("validation", "test"):
+        assert with_lexicon[name]["translation"] == plain[name]["translation"]
+    train = with_lexicon["train"]["translation"]
+    assert train[:33] == plain["train"]["translation"]
+    lexicon = [(row["de"], row["en"]) for row in train[33:]]
+    assert len(lexicon) == len(set(lexicon)) == 20
+    assert all(german.startswith("Wort") and german[4:] not in held_out_numbers for german, _ in lexicon)
+    again = load_translation_corpus("ding", validation_size=3, test_size=4, seed=1, ding_lexicon_size=20)
+    assert again["train"]["translation"] == train
+
+    reverse = load_translation_corpus(
+        "ding", src_lang="en", tgt_lang="de", validation_size=3, test_size=4, seed=1, ding_lexicon_size=20
+    )
+    assert [(row["de"], row["en"]) for row in reverse["train"]["translation"][33:]] == lexicon
+
+    with pytest.raises(ValueError, match=r"ding_lexicon_size=34: the Ding file .* has 0 to 33 lexicon pairs"):
+        load_translation_corpus("ding", validation_size=3, test_size=4, seed=1, ding_lexicon_size=34)
+    with pytest.raises(ValueError, match="ding_lexicon_size=5 needs the Ding corpus, not --corpus 'reversal'"):
+        load_translation_corpus("reversal", ding_lexicon_size=5)
 
 
 def test_split_is_deterministic_and_test_sentences_are_unseen():
