@@ -101,9 +101,7 @@ def read_ding_corpus(path: str | Path = DING_PATH) -> list[tuple[str, str]]:
     return list(pairs)
 
 
-def read_ding_lexicon(
-    path: str | Path = DING_PATH, held_out: set[str] = frozenset()
-) -> list[tuple[str, str]]:
+def read_ding_lexicon(path: str | Path = DING_PATH, held_out: set[str] = frozenset()) -> list[tuple[str, str]]:
     """All distinct word and phrase pairs of the Ding file (`parse_ding_lexicon_line`), in file order, leaving out
     every line that holds a sentence of `held_out`: a held-out sentence's own headword translation stays unseen."""
     pairs = {}
