@@ -9,7 +9,7 @@ checkpoints also load with `trust_remote_code=True` where the package is not ins
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 from transformers.pipelines import PIPELINE_REGISTRY, REMOVED_TASKS
 
-from .attention import MultiHeadCrossAttention, additive_scores
+from .attention import MultiHeadAttention, additive_scores
 from .cache_seq2seq_attention import Seq2SeqAttentionCache, Seq2SeqAttentionLayerCache
 from .configuration_seq2seq_attention import ATTENTION_TYPES, RNN_TYPES, Seq2SeqAttentionConfig
 from .modeling_seq2seq_attention import (
@@ -36,7 +36,7 @@ PIPELINE_REGISTRY.register_pipeline("translation", pipeline_class=TranslationPip
 __all__ = [
     "ATTENTION_TYPES",
     "RNN_TYPES",
-    "MultiHeadCrossAttention",
+    "MultiHeadAttention",
     "Seq2SeqAttentionCache",
     "Seq2SeqAttentionConfig",
     "Seq2SeqAttentionForConditionalGeneration",

@@ -1,4 +1,5 @@
-"""The alignment functions of attentional NMT and the multi-head cross attention that wraps them.
+"""The alignment functions of attentional NMT and the multi-head attention that wraps them, as cross attention
+(decoder queries over encoder keys and values) or as self-attention (queries, keys and values from one sentence).
 
 In query/key/value terms (Bahdanau et al. 2015, "Neural machine translation by jointly learning to align and
 translate"): the decoder, about to predict target word y_i, asks a *query* (its state) against *keys* (the encoder
@@ -104,21 +105,24 @@ def dot_product_scores(query: torch.Tensor, keys: torch.Tensor, scaling: float =
     return torch.matmul(query, keys.transpose(-1, -2)) * scaling
 
 
-class MultiHeadCrossAttention(nn.Module):
-    """Multi-head attention of decoder queries over encoder keys/values, with a swappable alignment function.
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention of queries over keys/values, with a swappable alignment function.
 
-    `config._attn_implementation` picks how dot-product scores are computed: `"sdpa"` runs
-    `torch.nn.functional.scaled_dot_product_attention` (no weights returned), `"eager"` computes the weights
-    explicitly. Whenever weights are requested (`output_attentions=True`) the eager path runs, whatever the setting.
-    The additive (`"bahdanau"`) score has no SDPA form and always runs `additive_scores`.
+    As cross attention the queries are decoder states and the keys/values encoder states; as self-attention all three
+    come from the same sentence (`attention_type` then is `config.self_attention_type`). `config._attn_implementation`
+    picks how dot-product scores are computed: `"sdpa"` runs `torch.nn.functional.scaled_dot_product_attention` (no
+    weights returned), `"eager"` computes the weights explicitly. Whenever weights are requested
+    (`output_attentions=True`) the eager path runs, whatever the setting. The additive (`"bahdanau"`) score has no
+    SDPA form and always runs `additive_scores`.
     """
 
-    def __init__(self, config: Seq2SeqAttentionConfig):
+    def __init__(self, config: Seq2SeqAttentionConfig, attention_type: str | None = None):
         super().__init__()
-        if config.attention_type == "none":
+        attention_type = config.attention_type if attention_type is None else attention_type
+        if attention_type == "none":
             raise ValueError("attention_type='none' has no attention module; the decoder uses a fixed context.")
         self.config = config
-        self.attention_type = config.attention_type
+        self.attention_type = attention_type
         self.num_heads = config.num_attention_heads
         self.head_dim = config.head_dim
         self.attention_dropout = config.attention_dropout
@@ -226,4 +230,4 @@ class MultiHeadCrossAttention(nn.Module):
         return self.o_proj(context), weights
 
 
-__all__ = ["MultiHeadCrossAttention", "additive_scores", "dot_product_scores", "is_tracing"]
+__all__ = ["MultiHeadAttention", "additive_scores", "dot_product_scores", "is_tracing"]

@@ -5,6 +5,8 @@ from transformers import PreTrainedConfig
 
 ATTENTION_TYPES = ("bahdanau", "scaled_dot", "dot", "general", "none")
 RNN_TYPES = ("gru", "lstm")
+LAYER_TYPES = ("rnn", "self_attention")
+SELF_ATTENTION_TYPES = tuple(name for name in ATTENTION_TYPES if name != "none")
 
 
 @strict
@@ -22,6 +24,16 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
             every encoder key, one of `"bahdanau"` (additive, v^T tanh(W q + U k)), `"scaled_dot"` (q.k / sqrt(d)),
             `"dot"` (q.k), `"general"` (q^T W k, Luong et al. 2015) or `"none"` (no attention: every target position
             sees one fixed context vector, the Cho et al. 2014 encoder-decoder).
+        encoder_layer_types (`list[str]`, *optional*): the kind of each encoder layer, bottom to top: `"rnn"` (a
+            bidirectional RNN layer) or `"self_attention"` (a pre-norm block of multi-head self-attention over the
+            source and a position-wise feed-forward network). Defaults to `num_hidden_layers` RNN layers (the model
+            of Bahdanau et al.); a list must have `num_hidden_layers` entries. All `"self_attention"` gives a
+            Transformer encoder, self-attention layers under RNN layers a hybrid (Chen et al. 2018).
+        decoder_layer_types (`list[str]`, *optional*): the same for the decoder; only `"rnn"` layers for now.
+        self_attention_type (`str`, *optional*): the alignment function of the self-attention layers, any of
+            `attention_type`'s except `"none"`; defaults to `attention_type`.
+        intermediate_size (`int`, *optional*): width of the self-attention layers' feed-forward network; defaults to
+            `4 * hidden_size`.
         rnn_type (`str`, defaults to `"lstm"`): `"lstm"` or `"gru"`, for encoder and decoder. LSTM is the default
             because PyTorch runs it as one fused oneDNN kernel per layer on CPUs (GRU steps through a per-position
             loop there).
@@ -64,6 +76,10 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
     num_attention_heads: int = 4
     attention_type: str = "bahdanau"
     rnn_type: str = "lstm"
+    encoder_layer_types: list[str] | None = None
+    decoder_layer_types: list[str] | None = None
+    self_attention_type: str | None = None
+    intermediate_size: int | None = None
     dropout: float | int = 0.2
     attention_dropout: float | int = 0.0
     word_dropout: float | int = 0.0
@@ -79,6 +95,14 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
     decoder_start_token_id: int | None = 1
 
     def __post_init__(self, **kwargs):
+        # Filled in here so that the saved config names every layer (configs saved before these fields load as RNNs).
+        for name in ("encoder_layer_types", "decoder_layer_types"):
+            if getattr(self, name) is None:
+                setattr(self, name, ["rnn"] * self.num_hidden_layers)
+        if self.self_attention_type is None:
+            self.self_attention_type = self.attention_type
+        if self.intermediate_size is None:
+            self.intermediate_size = 4 * self.hidden_size
         self.check_architecture()
         super().__post_init__(**kwargs)
 
@@ -115,7 +139,34 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
             raise ValueError(f"attention_type={self.attention_type!r} is not one of {', '.join(ATTENTION_TYPES)}.")
         if self.rnn_type not in RNN_TYPES:
             raise ValueError(f"rnn_type={self.rnn_type!r} is not one of {', '.join(RNN_TYPES)}.")
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "attention_chunk_size"):
+        for name in ("encoder_layer_types", "decoder_layer_types"):
+            layer_types = getattr(self, name)
+            if len(layer_types) != self.num_hidden_layers:
+                raise ValueError(
+                    f"{name}={layer_types} has {len(layer_types)} entries; it needs one per layer, "
+                    f"num_hidden_layers={self.num_hidden_layers}."
+                )
+            for layer_type in layer_types:
+                if layer_type not in LAYER_TYPES:
+                    raise ValueError(f"{name} holds {layer_type!r}, which is not one of {', '.join(LAYER_TYPES)}.")
+        if "self_attention" in self.decoder_layer_types:
+            raise ValueError(
+                f"decoder_layer_types={self.decoder_layer_types}: the decoder has RNN layers only; self-attention "
+                "layers are available in the encoder (encoder_layer_types)."
+            )
+        if "self_attention" in self.encoder_layer_types and self.self_attention_type not in SELF_ATTENTION_TYPES:
+            raise ValueError(
+                f"self_attention_type={self.self_attention_type!r} is not one of {', '.join(SELF_ATTENTION_TYPES)}"
+                " (the self-attention layers need an alignment function; with attention_type='none' name one)."
+            )
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "attention_chunk_size",
+            "intermediate_size",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer.")
         if self.hidden_size % self.num_attention_heads != 0:
@@ -146,4 +197,4 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
         return self.hidden_size // self.num_attention_heads
 
 
-__all__ = ["ATTENTION_TYPES", "RNN_TYPES", "Seq2SeqAttentionConfig"]
+__all__ = ["ATTENTION_TYPES", "LAYER_TYPES", "RNN_TYPES", "SELF_ATTENTION_TYPES", "Seq2SeqAttentionConfig"]

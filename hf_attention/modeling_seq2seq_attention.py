@@ -28,11 +28,16 @@ teacher-forced result.
 
 `attention_type="none"` is the fixed-context encoder-decoder (Cho et al. 2014): no attention; every target position
 gets the same context, the mean of the encoder states, and `cross_attentions` is None even with `output_attentions`.
-The model has no self-attention: `encoder_attentions` and `decoder_attentions` are always None.
+Self-attention (`config.encoder_layer_types`): any encoder layer may instead be a pre-norm self-attention block, whose
+queries, keys and values all come from the source, so its weights align the source with itself; all of them gives a
+Transformer encoder under the RNN decoder (Chen et al. 2018's hybrid), with sinusoidal positions since self-attention
+alone does not see word order. `encoder_attentions` holds their weights; the decoder has RNN layers only, so
+`decoder_attentions` is always None.
 """
 
 import contextvars
 import functools
+import math
 from pathlib import Path
 
 import torch
@@ -44,7 +49,7 @@ from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
-from .attention import MultiHeadCrossAttention, is_tracing
+from .attention import MultiHeadAttention, is_tracing
 from .cache_seq2seq_attention import Seq2SeqAttentionCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .pipeline_seq2seq_attention import TranslationPipeline  # noqa: F401  (saved beside the model: see its docstring)
@@ -311,13 +316,63 @@ class Seq2SeqAttentionEncoderLayer(GradientCheckpointingLayer):
         return hidden_states + output if self.use_residual else output
 
 
+def sinusoidal_positions(length: int, hidden_size: int, device=None, dtype=None) -> torch.Tensor:
+    """The sinusoidal position encodings of Vaswani et al. (2017): sin and cos of position / 10000^(2i / d).
+
+    Returns:
+        [length, hidden_size]; the first half of the features are the sines, the second half the cosines.
+    """
+    half = hidden_size // 2
+    frequencies = torch.exp(torch.arange(half, device=device, dtype=torch.float32) * (-math.log(10000.0) / half))
+    angles = torch.arange(length, device=device, dtype=torch.float32)[:, None] * frequencies[None, :]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)
+
+
+class Seq2SeqAttentionSelfAttentionLayer(GradientCheckpointingLayer):
+    """A pre-norm self-attention block: x + MultiHeadSelfAttention(LN(x)), then x + FFN(LN(x)).
+
+    Queries, keys and values all come from the layer's input, so the weights a_ij align the sentence with itself;
+    the alignment function is `config.self_attention_type`. The feed-forward network is
+    W_2 dropout(relu(W_1 x)), `intermediate_size` wide.
+    """
+
+    def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int):
+        super().__init__()
+        self.self_attention_layer_norm = nn.LayerNorm(config.hidden_size)
+        self.self_attention = MultiHeadAttention(config, config.self_attention_type)
+        self.feed_forward_layer_norm = nn.LayerNorm(config.hidden_size)
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Args:
+            hidden_states: [batch, seq_len, hidden_size].
+            attention_mask: [batch, seq_len], bool, True at real tokens: the keys that may be attended to.
+            output_attentions: return the self-attention weights.
+
+        Returns:
+            output: [batch, seq_len, hidden_size].
+            weights: [batch, heads, seq_len, seq_len] or None; padded keys get exactly 0.
+        """
+        normed = self.self_attention_layer_norm(hidden_states)
+        keys, values = self.self_attention.project_memory(normed)
+        context, weights = self.self_attention(normed, keys, values, attention_mask, output_attentions)
+        hidden_states = hidden_states + self.dropout(context)
+        feed_forward = self.fc2(self.dropout(F.relu(self.fc1(self.feed_forward_layer_norm(hidden_states)))))
+        return hidden_states + self.dropout(feed_forward), weights
+
+
 class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
     """One unidirectional RNN layer whose state queries the encoder through cross attention (see module docstring)."""
 
     def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int):
         super().__init__()
         self.rnn = _rnn_class(config)(config.hidden_size, config.hidden_size, batch_first=True)
-        self.cross_attention = MultiHeadCrossAttention(config) if config.attention_type != "none" else None
+        self.cross_attention = MultiHeadAttention(config) if config.attention_type != "none" else None
         # Luong et al.'s attentional hidden state tanh(W_c [r; c]).
         self.attention_combine = nn.Linear(2 * config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
@@ -434,7 +489,7 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
             bound = module.hidden_size**-0.5
             for parameter in module.parameters():
                 init.uniform_(parameter, -bound, bound)
-        elif isinstance(module, MultiHeadCrossAttention):
+        elif isinstance(module, MultiHeadAttention):
             if module.attention_type == "bahdanau":
                 init.normal_(module.score_vector, mean=0.0, std=self.config.initializer_range)
             if module.attention_type == "general":
@@ -444,14 +499,31 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
 
 
 class Seq2SeqAttentionEncoder(nn.Module):
-    """The bidirectional RNN encoder. It owns the token embeddings, which the decoder and output layer share."""
+    """The encoder: `config.encoder_layer_types` bidirectional RNN and self-attention layers, bottom to top. It owns
+    the token embeddings, which the decoder and output layer share.
+
+    An RNN reads word order; self-attention alone does not (permuting the source permutes its outputs). So when the
+    first layer is a self-attention layer, sinusoidal positions are added to the embeddings (scaled by
+    sqrt(hidden_size) first, as in Vaswani et al., so that neither drowns the other); a self-attention layer above an
+    RNN layer gets its order from the RNN. A stack whose top layer is self-attention ends with a layer norm, as
+    pre-norm stacks do.
+    """
 
     def __init__(self, config: Seq2SeqAttentionConfig):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.layers = nn.ModuleList(
-            [Seq2SeqAttentionEncoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
+            [
+                Seq2SeqAttentionEncoderLayer(config, layer_idx)
+                if layer_type == "rnn"
+                else Seq2SeqAttentionSelfAttentionLayer(config, layer_idx)
+                for layer_idx, layer_type in enumerate(config.encoder_layer_types)
+            ]
+        )
+        self.adds_positions = config.encoder_layer_types[0] == "self_attention"
+        self.final_layer_norm = (
+            nn.LayerNorm(config.hidden_size) if config.encoder_layer_types[-1] == "self_attention" else None
         )
 
     def forward(
@@ -468,16 +540,22 @@ class Seq2SeqAttentionEncoder(nn.Module):
             input_ids: [batch, src_len] source token ids.
             attention_mask: [batch, src_len], 1 at real tokens, 0 at padding (left, right, or anywhere).
             inputs_embeds: [batch, src_len, hidden_size], instead of `input_ids`.
-            output_attentions: accepted for API compatibility; the encoder has no self-attention (always None).
+            output_attentions: return the self-attention weights (None when the encoder has no self-attention layer).
             output_hidden_states: also return the embeddings and every layer's output.
 
         Returns:
             `BaseModelOutput` with `last_hidden_state` [batch, src_len, hidden_size] (zeros at padding) and, when
-            requested, `hidden_states`: `num_hidden_layers + 1` tensors [batch, src_len, hidden_size].
+            requested, `hidden_states`: `num_hidden_layers + 1` tensors [batch, src_len, hidden_size] (the
+            embeddings, then each layer's output; the last one after the final layer norm), and `attentions`: one
+            [batch, heads, src_len, src_len] tensor per self-attention layer, bottom to top (entry k is the k-th
+            `"self_attention"` of `config.encoder_layer_types`; RNN layers have none). Padded keys get exactly 0,
+            and the rows of padded queries are all zeros.
         """
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_attentions = output_attentions and "self_attention" in self.config.encoder_layer_types
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids and inputs_embeds to the encoder.")
@@ -500,10 +578,13 @@ class Seq2SeqAttentionEncoder(nn.Module):
 
         if not is_tracing() and bool(mask.all()):
             # No padding anywhere: no gathering (the general path below gives the same result; traced code takes it).
-            reverse_positions, hidden_states = None, inputs_embeds
+            reverse_positions, hidden_states, gathered_mask = None, inputs_embeds, mask
 
             def to_original_positions(states: torch.Tensor) -> torch.Tensor:
                 return states
+
+            def weights_to_original_positions(weights: torch.Tensor) -> torch.Tensor:
+                return weights
 
         else:
             # Gather real tokens to the front of each row (stable, so their order is kept): the forward direction then
@@ -520,17 +601,39 @@ class Seq2SeqAttentionEncoder(nn.Module):
             def to_original_positions(states: torch.Tensor) -> torch.Tensor:
                 return states.gather(1, restore_index) * position_mask
 
+            def weights_to_original_positions(weights: torch.Tensor) -> torch.Tensor:
+                heads = weights.shape[1]
+                rows = restore[:, None, :, None].expand(-1, heads, -1, src_len)
+                weights = weights.gather(2, rows).gather(3, restore[:, None, None, :].expand(-1, heads, src_len, -1))
+                return weights * mask[:, None, :, None].to(weights.dtype)
+
             hidden_states = inputs_embeds.gather(1, gather_index)
+            gathered_mask = positions < lengths
+        if self.adds_positions:
+            # Added after gathering, so that a row's real tokens are at positions 0.. however it is padded.
+            positions_table = sinusoidal_positions(src_len, hidden_size, hidden_states.device, hidden_states.dtype)
+            hidden_states = hidden_states * hidden_size**0.5 + positions_table
+            hidden_states = F.dropout(hidden_states, self.config.dropout, self.training)
         all_hidden_states = (inputs_embeds,) if output_hidden_states else None
-        for layer in self.layers:
-            hidden_states = layer(hidden_states, reverse_positions)
+        all_attentions = () if output_attentions else None
+        for layer_idx, layer in enumerate(self.layers):
+            if isinstance(layer, Seq2SeqAttentionSelfAttentionLayer):
+                hidden_states, weights = layer(hidden_states, gathered_mask, output_attentions)
+                if output_attentions:
+                    all_attentions += (weights_to_original_positions(weights),)
+            else:
+                hidden_states = layer(hidden_states, reverse_positions)
+            if self.final_layer_norm is not None and layer_idx == len(self.layers) - 1:
+                hidden_states = self.final_layer_norm(hidden_states)
             if output_hidden_states:
                 all_hidden_states += (to_original_positions(hidden_states),)
         last_hidden_state = all_hidden_states[-1] if output_hidden_states else to_original_positions(hidden_states)
 
         if not return_dict:
-            return tuple(value for value in (last_hidden_state, all_hidden_states) if value is not None)
-        return BaseModelOutput(last_hidden_state=last_hidden_state, hidden_states=all_hidden_states, attentions=None)
+            return tuple(value for value in (last_hidden_state, all_hidden_states, all_attentions) if value is not None)
+        return BaseModelOutput(
+            last_hidden_state=last_hidden_state, hidden_states=all_hidden_states, attentions=all_attentions
+        )
 
 
 class Seq2SeqAttentionDecoder(nn.Module):
@@ -674,7 +777,9 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
             use_cache: return a cache to continue from (defaults to `config.use_cache`).
             cache: the same as `past_key_values`, under the name transformers 5.24 and later pass.
             output_attentions: return `cross_attentions`, `num_hidden_layers` tensors [batch, heads, tgt_len, src_len]
-                (None for `attention_type="none"`; encoder/decoder self-attentions do not exist and are None).
+                (None for `attention_type="none"`), and `encoder_attentions`, one [batch, heads, src_len, src_len]
+                tensor per encoder self-attention layer (None without one); `decoder_attentions` are None (the
+                decoder has RNN layers only).
             output_hidden_states: return embeddings and every layer's output for encoder and decoder.
         """
         config = self.config
@@ -693,6 +798,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 inputs_embeds=inputs_embeds,
+                output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
                 return_dict=True,
             )
@@ -700,6 +806,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
             encoder_outputs = BaseModelOutput(
                 last_hidden_state=encoder_outputs[0],
                 hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
             )
         encoder_hidden_states = encoder_outputs.last_hidden_state
         if attention_mask is None:
@@ -753,7 +860,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
             cross_attentions=cross_attentions,
             encoder_last_hidden_state=encoder_hidden_states,
             encoder_hidden_states=encoder_outputs.hidden_states,
-            encoder_attentions=None,
+            encoder_attentions=encoder_outputs.attentions,
         )
         return outputs if return_dict else outputs.to_tuple()
 
@@ -910,7 +1017,7 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
             cross_attentions=outputs.cross_attentions,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=None,
+            encoder_attentions=outputs.encoder_attentions,
         )
         return output if return_dict else output.to_tuple()
 

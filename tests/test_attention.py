@@ -5,19 +5,19 @@ import math
 import pytest
 import torch
 
-from hf_attention import MultiHeadCrossAttention, Seq2SeqAttentionConfig, additive_scores
+from hf_attention import MultiHeadAttention, Seq2SeqAttentionConfig, additive_scores
 
 BATCH, TGT, SRC, HIDDEN, HEADS = 3, 5, 6, 16, 4
 HEAD_DIM = HIDDEN // HEADS
 
 
-def make_attention(attention_type: str, implementation: str = "eager", **kwargs) -> MultiHeadCrossAttention:
+def make_attention(attention_type: str, implementation: str = "eager", **kwargs) -> MultiHeadAttention:
     torch.manual_seed(0)
     config = Seq2SeqAttentionConfig(
         vocab_size=10, hidden_size=HIDDEN, num_attention_heads=HEADS, attention_type=attention_type, **kwargs
     )
     config._attn_implementation = implementation
-    attention = MultiHeadCrossAttention(config).eval()
+    attention = MultiHeadAttention(config).eval()
     with torch.no_grad():
         for parameter in attention.parameters():
             parameter.normal_(0, 0.5)
@@ -34,7 +34,7 @@ def inputs(seed: int = 1):
     return query_states, encoder_states, mask
 
 
-def reference(attention: MultiHeadCrossAttention, query_states, encoder_states, mask):
+def reference(attention: MultiHeadAttention, query_states, encoder_states, mask):
     """e_ij written per head as in the papers, then softmax over real source positions and sum_j a_ij v_j."""
     q = attention.q_proj(query_states).view(BATCH, TGT, HEADS, HEAD_DIM)
     k = attention.k_proj(encoder_states).view(BATCH, SRC, HEADS, HEAD_DIM)
@@ -124,7 +124,7 @@ def test_none_has_no_attention_module():
         vocab_size=10, hidden_size=HIDDEN, num_attention_heads=HEADS, attention_type="none"
     )
     with pytest.raises(ValueError, match="attention_type='none' has no attention module"):
-        MultiHeadCrossAttention(config)
+        MultiHeadAttention(config)
 
 
 def test_additive_chunking_gives_identical_scores_and_gradients():
