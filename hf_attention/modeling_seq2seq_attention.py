@@ -630,7 +630,8 @@ class Seq2SeqAttentionEncoder(nn.Module):
         last_hidden_state = all_hidden_states[-1] if output_hidden_states else to_original_positions(hidden_states)
 
         if not return_dict:
-            return tuple(value for value in (last_hidden_state, all_hidden_states, all_attentions) if value is not None)
+            values = (last_hidden_state, all_hidden_states, all_attentions)
+            return tuple(value for value in values if value is not None)
         return BaseModelOutput(
             last_hidden_state=last_hidden_state, hidden_states=all_hidden_states, attentions=all_attentions
         )
