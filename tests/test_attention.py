@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hf_attention import MultiHeadAttention, Seq2SeqAttentionConfig, additive_scores
+from hf_attention.modeling_seq2seq_attention import Seq2SeqAttentionSelfAttentionLayer
 
 BATCH, TGT, SRC, HIDDEN, HEADS = 3, 5, 6, 16, 4
 HEAD_DIM = HIDDEN // HEADS
@@ -36,14 +37,15 @@ def inputs(seed: int = 1):
 
 def reference(attention: MultiHeadAttention, query_states, encoder_states, mask):
     """e_ij written per head as in the papers, then softmax over real source positions and sum_j a_ij v_j."""
-    q = attention.q_proj(query_states).view(BATCH, TGT, HEADS, HEAD_DIM)
-    k = attention.k_proj(encoder_states).view(BATCH, SRC, HEADS, HEAD_DIM)
-    v = attention.v_proj(encoder_states).view(BATCH, SRC, HEADS, HEAD_DIM)
-    scores = torch.empty(BATCH, HEADS, TGT, SRC)
-    for b in range(BATCH):
+    (batch, tgt_len, _), src_len = query_states.shape, encoder_states.shape[1]
+    q = attention.q_proj(query_states).view(batch, tgt_len, HEADS, HEAD_DIM)
+    k = attention.k_proj(encoder_states).view(batch, src_len, HEADS, HEAD_DIM)
+    v = attention.v_proj(encoder_states).view(batch, src_len, HEADS, HEAD_DIM)
+    scores = torch.empty(batch, HEADS, tgt_len, src_len)
+    for b in range(batch):
         for h in range(HEADS):
-            for i in range(TGT):
-                for j in range(SRC):
+            for i in range(tgt_len):
+                for j in range(src_len):
                     qi, kj = q[b, i, h], k[b, j, h]
                     if attention.attention_type == "bahdanau":
                         scores[b, h, i, j] = attention.score_vector[h] @ torch.tanh(qi + kj)
@@ -55,7 +57,7 @@ def reference(attention: MultiHeadAttention, query_states, encoder_states, mask)
                         scores[b, h, i, j] = qi @ attention.bilinear[h] @ kj
     scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
     weights = torch.softmax(scores, dim=-1)
-    context = torch.einsum("bhij,bjhd->bihd", weights, v).reshape(BATCH, TGT, HIDDEN)
+    context = torch.einsum("bhij,bjhd->bihd", weights, v).reshape(batch, tgt_len, HIDDEN)
     return attention.o_proj(context), weights
 
 
@@ -69,6 +71,44 @@ def test_matches_reference_formula(attention_type):
         expected_context, expected_weights = reference(attention, query_states, encoder_states, mask)
     torch.testing.assert_close(weights, expected_weights, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(context, expected_context, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("self_attention_type", ["bahdanau", "scaled_dot", "dot", "general"])
+def test_self_attention_layer_matches_the_pre_norm_block_written_out(self_attention_type):
+    """Q = K = V = LN(x): the alignment of a sentence with itself, then the residual and the feed-forward network."""
+    torch.manual_seed(0)
+    config = Seq2SeqAttentionConfig(
+        vocab_size=10,
+        hidden_size=HIDDEN,
+        num_attention_heads=HEADS,
+        num_hidden_layers=1,
+        attention_type="none",  # the cross attention's function is not the self-attention's
+        encoder_layer_types=["self_attention"],
+        self_attention_type=self_attention_type,
+        intermediate_size=24,
+    )
+    config._attn_implementation = "eager"
+    layer = Seq2SeqAttentionSelfAttentionLayer(config, 0).eval()
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.normal_(0, 0.5)
+    _, states, mask = inputs()
+    with torch.no_grad():
+        output, weights = layer(states, mask, output_attentions=True)
+        normed = torch.nn.functional.layer_norm(
+            states, (HIDDEN,), layer.self_attention_layer_norm.weight, layer.self_attention_layer_norm.bias
+        )
+        context, expected_weights = reference(layer.self_attention, normed, normed, mask)
+        after_attention = states + context
+        normed = torch.nn.functional.layer_norm(
+            after_attention, (HIDDEN,), layer.feed_forward_layer_norm.weight, layer.feed_forward_layer_norm.bias
+        )
+        hidden = torch.relu(normed @ layer.fc1.weight.T + layer.fc1.bias)
+        expected_output = after_attention + hidden @ layer.fc2.weight.T + layer.fc2.bias
+    assert layer.self_attention.attention_type == self_attention_type
+    assert weights.shape == (BATCH, HEADS, SRC, SRC)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(output, expected_output, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot", "dot", "general"])

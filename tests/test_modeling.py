@@ -1,6 +1,8 @@
 """The encoder-decoder: outputs, padding, causality, loss, caching, generation, saving and loading, bad input."""
 
 import gc
+import json
+import math
 import os
 import subprocess
 import sys
@@ -21,10 +23,12 @@ from hf_attention import (
     Seq2SeqAttentionModel,
     shift_tokens_right,
 )
-from hf_attention.modeling_seq2seq_attention import CACHE_OUTPUT_FIELD, drop_words
+from hf_attention.modeling_seq2seq_attention import CACHE_OUTPUT_FIELD, drop_words, sinusoidal_positions
 
 VOCAB, HIDDEN, LAYERS, HEADS = 40, 16, 2, 4
 ALL_VARIANTS = [(attention_type, rnn_type) for attention_type in ATTENTION_TYPES for rnn_type in ("gru", "lstm")]
+# Encoder layer mixes beside the all-RNN default: a Transformer encoder, a hybrid each way round.
+ENCODER_MIXES = [["self_attention", "self_attention"], ["self_attention", "rnn"], ["rnn", "self_attention"]]
 
 
 def make_model(attention_type="bahdanau", rnn_type="gru", **kwargs) -> Seq2SeqAttentionForConditionalGeneration:
@@ -202,8 +206,9 @@ def test_loss_with_num_items_in_batch_adds_up_across_processes():
 
 @pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot", "none"])
 @pytest.mark.parametrize("num_beams", [1, 4])
-def test_generate_with_and_without_cache_give_the_same_tokens(attention_type, num_beams):
-    model = make_model(attention_type)
+@pytest.mark.parametrize("encoder_layer_types", [None, *ENCODER_MIXES])
+def test_generate_with_and_without_cache_give_the_same_tokens(attention_type, num_beams, encoder_layer_types):
+    model = make_model(attention_type, encoder_layer_types=encoder_layer_types, self_attention_type="scaled_dot")
     input_ids, attention_mask, _ = batch()
     kwargs = dict(attention_mask=attention_mask, num_beams=num_beams, max_new_tokens=8, min_new_tokens=8)
     with_cache = model.generate(input_ids, use_cache=True, **kwargs)
@@ -280,8 +285,9 @@ def test_save_and_load_round_trip(tmp_path, tie_word_embeddings):
     assert type(base) is Seq2SeqAttentionModel
 
 
-def test_trust_remote_code_loads_without_the_package(tmp_path):
-    model = make_model("bahdanau")
+@pytest.mark.parametrize("encoder_layer_types", [None, ["self_attention", "rnn"]])
+def test_trust_remote_code_loads_without_the_package(tmp_path, encoder_layer_types):
+    model = make_model("bahdanau", encoder_layer_types=encoder_layer_types)
     model.save_pretrained(tmp_path)
     for name in (
         "modeling_seq2seq_attention.py",
@@ -758,3 +764,105 @@ def test_word_dropout_drops_source_and_decoder_tokens_in_training_only():
         # No padding in this batch: the encoder's gathering of real tokens to the front leaves the order as it is.
         assert 0 < zero.sum() < zero.numel(), name
         torch.testing.assert_close(seen[name][~zero], embedded[~zero] / 0.5, msg=name)
+
+
+# --- self-attention in the encoder ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoder_layer_types", ENCODER_MIXES)
+@pytest.mark.parametrize("self_attention_type", ["bahdanau", "scaled_dot"])
+def test_self_attention_encoder_ignores_padding_on_either_side(encoder_layer_types, self_attention_type):
+    model = make_model(encoder_layer_types=encoder_layer_types, self_attention_type=self_attention_type)
+    input_ids, attention_mask, labels = batch()  # row 1: 5 real tokens, then padding
+    left_ids, left_mask = input_ids.clone(), attention_mask.clone()
+    left_ids[1], left_mask[1] = input_ids[1].roll(2), attention_mask[1].roll(2)
+    right = model(input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    left = model(left_ids, attention_mask=left_mask, labels=labels, output_attentions=True)
+    alone = model(input_ids[1:2, :5], labels=labels[1:2], output_attentions=True)
+    torch.testing.assert_close(left.logits, right.logits)
+    torch.testing.assert_close(right.logits[1:2], alone.logits)
+    assert len(right.encoder_attentions) == encoder_layer_types.count("self_attention")
+    for weights, left_weights, alone_weights in zip(
+        right.encoder_attentions, left.encoder_attentions, alone.encoder_attentions, strict=True
+    ):
+        assert weights.shape == (3, HEADS, 7, 7)
+        assert torch.all(weights[1, :, :, 5:] == 0) and torch.all(weights[1, :, 5:, :] == 0)
+        torch.testing.assert_close(weights[1, :, :5, :5], alone_weights[0])
+        torch.testing.assert_close(left_weights[1].roll((-2, -2), dims=(1, 2)), weights[1])
+        torch.testing.assert_close(weights[0].sum(-1), torch.ones(HEADS, 7))
+
+
+@pytest.mark.parametrize("encoder_layer_types", ENCODER_MIXES)
+def test_all_padding_source_gives_no_nan_with_self_attention(encoder_layer_types):
+    model = make_model(encoder_layer_types=encoder_layer_types, self_attention_type="scaled_dot")
+    input_ids, attention_mask, labels = batch()
+    attention_mask[0] = 0
+    out = model(input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
+    assert all(torch.equal(weights[0], torch.zeros_like(weights[0])) for weights in out.encoder_attentions)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_sinusoidal_positions_follow_the_formula():
+    table = sinusoidal_positions(5, 8)
+    position, feature = 3, 1
+    angle = position / 10000 ** (feature / 4)
+    assert table.shape == (5, 8)
+    torch.testing.assert_close(table[position, feature], torch.tensor(math.sin(angle)))
+    torch.testing.assert_close(table[position, 4 + feature], torch.tensor(math.cos(angle)))
+    torch.testing.assert_close(table[0], torch.tensor([0.0] * 4 + [1.0] * 4))
+
+
+def test_a_self_attention_encoder_sees_word_order():
+    """Without positions, self-attention layers alone would give a permuted source permuted outputs."""
+    model = make_model(encoder_layer_types=["self_attention", "self_attention"], self_attention_type="scaled_dot")
+    assert model.model.encoder.adds_positions
+    input_ids = torch.tensor([[5, 6, 7, 8, 9]])
+    swapped = torch.tensor([[6, 5, 7, 8, 9]])
+    states = model.get_encoder()(input_ids).last_hidden_state
+    swapped_states = model.get_encoder()(swapped).last_hidden_state
+    assert not torch.allclose(states[:, 2:], swapped_states[:, 2:], atol=1e-4)
+    with mock.patch.object(model.model.encoder, "adds_positions", False):
+        states = model.get_encoder()(input_ids).last_hidden_state
+        swapped_states = model.get_encoder()(swapped).last_hidden_state
+    torch.testing.assert_close(states[:, 2:], swapped_states[:, 2:])
+    assert not make_model(encoder_layer_types=["rnn", "self_attention"]).model.encoder.adds_positions
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_returns_the_encoder_self_attention(num_beams):
+    model = make_model(encoder_layer_types=["self_attention", "rnn"])
+    input_ids, attention_mask, _ = batch()
+    output = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        num_beams=num_beams,
+        max_new_tokens=4,
+        return_dict_in_generate=True,
+        output_attentions=True,
+    )
+    expected = model(
+        input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :1], output_attentions=True
+    )
+    assert len(output.encoder_attentions) == 1
+    torch.testing.assert_close(output.encoder_attentions[0], expected.encoder_attentions[0])
+    assert make_model()(input_ids, decoder_input_ids=input_ids, output_attentions=True).encoder_attentions is None
+
+
+def test_configs_without_layer_types_load_as_the_rnn_model(tmp_path):
+    model = make_model("bahdanau")
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    assert saved["encoder_layer_types"] == ["rnn", "rnn"]
+    for key in ("encoder_layer_types", "decoder_layer_types", "self_attention_type", "intermediate_size"):
+        del saved[key]
+    config_file.write_text(json.dumps(saved))
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert loaded.config.encoder_layer_types == ["rnn", "rnn"] and loaded.config.self_attention_type == "bahdanau"
+    input_ids, attention_mask, labels = batch()
+    torch.testing.assert_close(
+        loaded(input_ids, attention_mask=attention_mask, labels=labels).logits,
+        model(input_ids, attention_mask=attention_mask, labels=labels).logits,
+    )

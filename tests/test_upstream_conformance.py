@@ -1,5 +1,6 @@
 """transformers' own generic model tests (ModelTesterMixin, GenerationTesterMixin, ConfigTester) run against this
-package's models, for the `"bahdanau"` and `"scaled_dot"` attention types.
+package's models, for the `"bahdanau"` and `"scaled_dot"` attention types, with the RNN encoder and with a
+self-attention encoder.
 
 The upstream test files are not part of this repository: they are read from `HF_TESTS_DIR` (default: beside the
 repository, `../shared/hf_tests_<major>.<minor>` matching the installed transformers, else `../shared/hf_tests`; see
@@ -10,8 +11,9 @@ What is adapted, and why:
   them, so each test runs with the two class names listed there (`unittest.mock.patch.dict`).
 - The cache is not a key/value cache (see `cache_seq2seq_attention.py`): `_check_past_key_values_for_generate` and
   `_check_caches_are_equal`, the hooks the mixin asks non-standard caches to overwrite, check our cache instead.
-- The model has cross attention only: the attention-shape checks look at `cross_attentions` and require the absent
-  encoder/decoder self-attentions to be None (`test_attention_outputs` and `_check_attentions_for_generate`).
+- The decoder has no self-attention: the attention-shape checks look at `cross_attentions`, at `encoder_attentions`
+  where the encoder has self-attention layers, and require the absent ones to be None (`test_attention_outputs`,
+  `_check_encoder_attention_for_generate` and `_check_attentions_for_generate`).
 Every test that is skipped outright is listed in `SKIPPED` with its reason.
 """
 
@@ -87,9 +89,19 @@ SKIPPED: dict[str, str] = {
 
 
 class Seq2SeqAttentionModelTester:
-    def __init__(self, parent, attention_type: str, batch_size=13, seq_length=7, vocab_size=99, hidden_size=16):
+    def __init__(
+        self,
+        parent,
+        attention_type: str,
+        encoder_layer_types=None,
+        batch_size=13,
+        seq_length=7,
+        vocab_size=99,
+        hidden_size=16,
+    ):
         self.parent = parent
         self.attention_type = attention_type
+        self.encoder_layer_types = encoder_layer_types
         self.batch_size = batch_size
         self.seq_length = seq_length
         self.encoder_seq_length = seq_length
@@ -112,6 +124,8 @@ class Seq2SeqAttentionModelTester:
             num_hidden_layers=self.num_hidden_layers,
             num_attention_heads=self.num_attention_heads,
             attention_type=self.attention_type,
+            encoder_layer_types=self.encoder_layer_types,
+            intermediate_size=32,
             dropout=0.1,
             pad_token_id=self.pad_token_id,
             bos_token_id=self.bos_token_id,
@@ -146,12 +160,13 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
     # transformers' main branch and call `ExportedModel.module()`, which the released exporters do not have.
     test_torch_exportable = False
     attention_type: str = ""
+    encoder_layer_types: list[str] | None = None  # None: RNN layers
 
     def setUp(self):
         for pattern, reason in SKIPPED.items():
             if fnmatch.fnmatch(self._testMethodName, pattern):
                 self.skipTest(reason)
-        self.model_tester = Seq2SeqAttentionModelTester(self, self.attention_type)
+        self.model_tester = Seq2SeqAttentionModelTester(self, self.attention_type, self.encoder_layer_types)
         self.config_tester = ConfigTester(self, config_class=Seq2SeqAttentionConfig, hidden_size=16)
         # List the plugin classes where transformers lists its native models, for the duration of the test.
         from transformers.models.auto import modeling_auto
@@ -190,7 +205,12 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
             torch.testing.assert_close(layer1.rnn_state, layer2.rnn_state)
 
     def _check_encoder_attention_for_generate(self, attentions, batch_size, config, prompt_length):
-        self.assertIsNone(attentions, "the encoder has no self-attention")
+        if "self_attention" in config.encoder_layer_types:
+            self.assertEqual(len(attentions), config.encoder_layer_types.count("self_attention"))
+            for weights in attentions:
+                self.assertEqual(weights.shape, (batch_size, config.num_attention_heads, prompt_length, prompt_length))
+        else:
+            self.assertIsNone(attentions, "an RNN encoder has no self-attention")
 
     def _check_attentions_for_generate(
         self, batch_size, attentions, prompt_length, output_length, config, decoder_past_key_values
@@ -234,8 +254,21 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
                 model = model_class._from_config(run_config, attn_implementation="eager").eval()
                 with torch.no_grad():
                     outputs = model(**kwargs)
-                self.assertIsNone(outputs.encoder_attentions)
                 self.assertIsNone(outputs.decoder_attentions)
+                self_attention_layers = run_config.encoder_layer_types.count("self_attention")
+                if self_attention_layers == 0:
+                    self.assertIsNone(outputs.encoder_attentions)
+                else:
+                    self.assertEqual(len(outputs.encoder_attentions), self_attention_layers)
+                for weights in outputs.encoder_attentions or ():
+                    self.assertEqual(
+                        weights.shape,
+                        (tester.batch_size, tester.num_attention_heads, tester.seq_length, tester.seq_length),
+                    )
+                    # Row 0's last two source positions are padding: no query attends to them, and they ask nothing.
+                    self.assertTrue(torch.all(weights[0, :, :, -2:] == 0))
+                    self.assertTrue(torch.all(weights[0, :, -2:, :] == 0))
+                    torch.testing.assert_close(weights[1:].sum(-1), torch.ones(weights[1:].shape[:-1]))
                 self.assertEqual(len(outputs.cross_attentions), tester.num_hidden_layers)
                 for weights in outputs.cross_attentions:
                     self.assertEqual(
@@ -269,6 +302,16 @@ class BahdanauUpstreamTest(_Seq2SeqAttentionUpstreamTest, unittest.TestCase):
 
 class ScaledDotUpstreamTest(_Seq2SeqAttentionUpstreamTest, unittest.TestCase):
     attention_type = "scaled_dot"
+
+
+class BahdanauSelfAttentionEncoderUpstreamTest(_Seq2SeqAttentionUpstreamTest, unittest.TestCase):
+    attention_type = "bahdanau"
+    encoder_layer_types = ["self_attention", "self_attention"]
+
+
+class ScaledDotSelfAttentionEncoderUpstreamTest(_Seq2SeqAttentionUpstreamTest, unittest.TestCase):
+    attention_type = "scaled_dot"
+    encoder_layer_types = ["self_attention", "self_attention"]
 
 
 def test_upstream_folder_is_the_installed_version():
