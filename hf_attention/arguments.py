@@ -21,6 +21,19 @@ class ModelArguments:
     )
     attention_type: str = field(default="bahdanau", metadata={"help": "bahdanau, scaled_dot, dot, general or none"})
     rnn_type: str = field(default="lstm", metadata={"help": "lstm or gru"})
+    encoder_layer_types: list[str] | None = field(
+        default=None,
+        metadata={"help": "rnn or self_attention per encoder layer, bottom first; default: num_hidden_layers rnn"},
+    )
+    decoder_layer_types: list[str] | None = field(
+        default=None, metadata={"help": "the same for the decoder (rnn layers only)"}
+    )
+    self_attention_type: str | None = field(
+        default=None, metadata={"help": "alignment function of the self-attention layers; default: attention_type"}
+    )
+    intermediate_size: int | None = field(
+        default=None, metadata={"help": "feed-forward width of the self-attention layers; default: 4 * hidden_size"}
+    )
     hidden_size: int = 256
     num_hidden_layers: int = 2
     num_attention_heads: int = 4

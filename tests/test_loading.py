@@ -1,9 +1,15 @@
-"""hf_attention.loading: the generation defaults a trained checkpoint is saved with."""
+"""hf_attention.loading: the models the presets build and the generation defaults a checkpoint is saved with."""
+
+from pathlib import Path
 
 from transformers import GenerationConfig
 
-from hf_attention.arguments import DataArguments, TranslationTrainingArguments
-from hf_attention.loading import set_generation_defaults
+from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
+from hf_attention.cli import parse_arguments
+from hf_attention.loading import build_model, set_generation_defaults
+from hf_attention.tokenization import train_tokenizer
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_length_penalty_is_set_when_given_and_kept_otherwise(tmp_path):
@@ -14,3 +20,29 @@ def test_length_penalty_is_set_when_given_and_kept_otherwise(tmp_path):
     chosen = GenerationConfig(length_penalty=0.7)
     set_generation_defaults(chosen, training, DataArguments(length_penalty=1.2))
     assert chosen.length_penalty == 1.2
+
+
+def test_the_hybrid_preset_builds_a_self_attention_encoder_of_the_base_size(tmp_path):
+    """configs/hybrid.yaml's layer types reach the model, at the base preset's parameter count (within 10%)."""
+    tokenizer = train_tokenizer(["ein kleiner satz", "a small sentence"] * 50, vocab_size=200, model_max_length=64)
+    sizes = {}
+    for presets in (["base.yaml"], ["base.yaml", "hybrid.yaml"]):
+        model_args, _, _ = parse_arguments(
+            (ModelArguments, DataArguments, TranslationTrainingArguments),
+            [
+                "--config",
+                *(str(CONFIGS / name) for name in presets),
+                "--output_dir",
+                str(tmp_path),
+                "--vocab_size",
+                "4000",
+            ],
+        )
+        model = build_model(model_args, tokenizer)
+        embedding_parameters = model.get_input_embeddings().weight.numel()
+        # Sized as the default 4000-word vocabulary would make it; this tokenizer is smaller.
+        sizes[presets[-1]] = model.num_parameters() - embedding_parameters + 4000 * model.config.hidden_size
+        layers = model.model.encoder.layers
+    assert model.config.encoder_layer_types == ["self_attention"] and model.config.self_attention_type == "bahdanau"
+    assert type(layers[0]).__name__ == "Seq2SeqAttentionSelfAttentionLayer"
+    assert abs(sizes["hybrid.yaml"] / sizes["base.yaml"] - 1) < 0.1
