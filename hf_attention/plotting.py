@@ -25,7 +25,8 @@ def plot_attention(
     path: str | Path,
     title: str | None = None,
 ) -> Path:
-    """Draw one sentence's cross attention and save it as an image.
+    """Draw one sentence's attention and save it as an image: the keys (source tokens) on the x axis, the queries
+    (target tokens for cross attention; the source tokens again for encoder self-attention) on the y axis.
 
     Args:
         weights: [tgt_len, src_len] for one map, or [heads, tgt_len, src_len] for one panel per head followed by a

@@ -114,15 +114,19 @@ def translate(model, tokenizer, sentences: Iterable[str], batch_size: int = 32, 
 
 @dataclass
 class Alignment:
-    """The cross-attention weights of one translated sentence.
+    """The attention weights of one translated sentence.
 
-    weights: [layers, heads, tgt_len, src_len]; row i is the weights target token i gave the source tokens.
+    weights: [layers, heads, tgt_len, src_len], the cross attention; row i is the weights target token i gave the
+        source tokens. None for `attention_type="none"`.
+    encoder_self_attention: [self-attention layers, heads, src_len, src_len], the encoder's self-attention layers
+        bottom to top (row i: the weights source token i gave every source token); None for an RNN encoder.
     """
 
     source_tokens: list[str]
     target_tokens: list[str]
-    weights: torch.Tensor
+    weights: torch.Tensor | None
     translation: str
+    encoder_self_attention: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -133,7 +137,9 @@ def align(model, tokenizer, sentence: str, target: str | None = None, **generate
     decoding computed for it (see the modeling tests), so they are the alignment of the beam-search output itself.
     A `sentence` longer than `tokenizer.model_max_length` tokens is truncated, with a warning as in `translate`.
     """
-    if getattr(model.config, "attention_type", None) == "none":
+    config = model.config
+    has_self_attention = "self_attention" in getattr(config, "encoder_layer_types", ())
+    if getattr(config, "attention_type", None) == "none" and not has_self_attention:
         raise ValueError("attention_type='none' has no attention weights to align with")
     check_generation_settings(generate_kwargs)
     warn_about_truncation(tokenizer, [sentence], [0])
@@ -147,17 +153,24 @@ def align(model, tokenizer, sentence: str, target: str | None = None, **generate
     else:
         labels = tokenizer(text_target=[target], return_tensors="pt")["input_ids"][0].to(model.device)
     outputs = model(**inputs, labels=labels[None], output_attentions=True)
-    weights = torch.stack([layer[0] for layer in outputs.cross_attentions])
+
+    def first_row_of_each(layers):
+        return None if layers is None else torch.stack([layer[0] for layer in layers]).float().cpu()
+
     return Alignment(
         source_tokens=tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
         target_tokens=tokenizer.convert_ids_to_tokens(labels.tolist()),
-        weights=weights.float().cpu(),
+        weights=first_row_of_each(outputs.cross_attentions),
         translation=tokenizer.decode(labels, skip_special_tokens=True),
+        encoder_self_attention=first_row_of_each(outputs.encoder_attentions),
     )
 
 
 def plot_alignment(alignment: Alignment, path: str | Path, layer: int = -1, title: str | None = None) -> Path:
-    """Heatmap of one layer's weights (default: the top decoder layer), one panel per head plus their average."""
+    """Heatmap of one layer's cross attention (default: the top decoder layer), one panel per head plus their
+    average: source tokens on the x axis, target tokens on the y axis."""
+    if alignment.weights is None:
+        raise ValueError("this model has no cross attention (attention_type='none') to plot")
     return plot_attention(
         alignment.weights[layer],
         alignment.source_tokens,
@@ -167,12 +180,50 @@ def plot_alignment(alignment: Alignment, path: str | Path, layer: int = -1, titl
     )
 
 
+def plot_self_attention(alignment: Alignment, path: str | Path, index: int, title: str | None = None) -> Path:
+    """Heatmap of the encoder's `index`-th self-attention layer (counted from 0 among the self-attention layers), one
+    panel per head plus their average: the source tokens on both axes, the queries on the y axis."""
+    if alignment.encoder_self_attention is None:
+        raise ValueError("this model's encoder has no self-attention layer to plot")
+    return plot_attention(
+        alignment.encoder_self_attention[index],
+        alignment.source_tokens,
+        alignment.source_tokens,
+        path,
+        title=title or alignment.translation,
+    )
+
+
+def plot_alignments(alignment: Alignment, path: str | Path, title: str | None = None) -> list[Path]:
+    """Every attention of the sentence, one figure per layer: the cross attention of each decoder layer (source x
+    target) and the self-attention of each encoder self-attention layer (source x source).
+
+    `path` names the top decoder layer's cross attention; the other figures sit beside it, named after their
+    layer (`<stem>_cross_layer<l><suffix>`, `<stem>_encoder_self_attention_<k><suffix>`, counted from 0).
+    """
+    path = Path(path)
+    title = title or alignment.translation
+    paths = []
+    if alignment.weights is not None:
+        top = len(alignment.weights) - 1
+        for layer in range(top + 1):
+            layer_path = path if layer == top else path.with_name(f"{path.stem}_cross_layer{layer}{path.suffix}")
+            paths.append(plot_alignment(alignment, layer_path, layer, f"{title}\ncross attention, layer {layer}"))
+    self_attention_layers = 0 if alignment.encoder_self_attention is None else len(alignment.encoder_self_attention)
+    for index in range(self_attention_layers):
+        layer_path = path.with_name(f"{path.stem}_encoder_self_attention_{index}{path.suffix}")
+        paths.append(plot_self_attention(alignment, layer_path, index, f"{title}\nencoder self-attention {index}"))
+    return paths
+
+
 __all__ = [
     "Alignment",
     "align",
     "batched",
     "check_generation_settings",
     "plot_alignment",
+    "plot_alignments",
+    "plot_self_attention",
     "translate",
     "warn_about_truncation",
 ]

@@ -22,7 +22,7 @@ from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
 
 import hf_attention  # noqa: F401  (registers the model with the Auto classes)
 from hf_attention.tokenization import load_tokenizer
-from hf_attention.translation import align, plot_alignment, quantize_int8, translate
+from hf_attention.translation import align, plot_alignments, quantize_int8, translate
 
 PROG = Path(__file__).name
 
@@ -34,7 +34,10 @@ class TranslateArguments:
     batch_size: int = 32
     num_beams: int | None = field(default=None, metadata={"help": "default: the checkpoint's generation config"})
     max_new_tokens: int | None = None
-    plot_attention: str | None = field(default=None, metadata={"help": "PNG path for the first sentence's heatmap"})
+    plot_attention: str | None = field(
+        default=None,
+        metadata={"help": "PNG path for the first sentence's heatmap (top decoder layer; other layers beside it)"},
+    )
     device: str = field(default="cuda" if torch.cuda.is_available() else "cpu")
     bf16: bool = field(default=False, metadata={"help": "translate under bf16 autocast (weights stay float32)"})
     quantize: str | None = field(
@@ -93,8 +96,9 @@ def main(argv: list[str] | None = None):
         if args.plot_attention and sentences:
             alignment = align(model, tokenizer, sentences[0], **generate_kwargs)
     if alignment is not None:
-        path = plot_alignment(alignment, args.plot_attention, title=f"{sentences[0]}\n-> {alignment.translation}")
-        print(f"attention heatmap: {path}", file=sys.stderr)
+        title = f"{sentences[0]}\n-> {alignment.translation}"
+        for path in plot_alignments(alignment, args.plot_attention, title=title):
+            print(f"attention heatmap: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from transformers import pipeline
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
 from hf_attention.tokenization import train_tokenizer
-from hf_attention.translation import align, batched, plot_alignment, quantize_int8, translate
+from hf_attention.translation import align, batched, plot_alignment, plot_alignments, quantize_int8, translate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ["Ich gehe nach Hause.", "Wie geht es dir?", "Das ist gut.", "Er geht heim!", "Ja."]
@@ -62,6 +62,33 @@ def test_align_gives_the_weights_of_the_generated_translation(checkpoint, tmp_pa
     torch.testing.assert_close(alignment.weights[-1][:, : stepwise.shape[1]], stepwise, atol=1e-5, rtol=1e-4)
     path = plot_alignment(alignment, tmp_path / "a.png")
     assert path.stat().st_size > 0
+
+
+def test_align_and_its_figures_cover_the_encoder_self_attention(checkpoint, tmp_path):
+    _, _, tokenizer = checkpoint
+    torch.manual_seed(0)
+    config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, encoder_layer_types=["self_attention", "rnn"])  # fmt: skip
+    model = Seq2SeqAttentionForConditionalGeneration(config).eval()
+    model.generation_config.max_length = 8
+    alignment = align(model, tokenizer, SENTENCES[1])
+    inputs = tokenizer(SENTENCES[1:2], return_tensors="pt")
+    expected = model.get_encoder()(**inputs, output_attentions=True).attentions
+    src_len = len(alignment.source_tokens)
+    assert alignment.encoder_self_attention.shape == (1, 2, src_len, src_len)
+    torch.testing.assert_close(alignment.encoder_self_attention[0], expected[0][0])
+    paths = plot_alignments(alignment, tmp_path / "attention.png")
+    names = ["attention_cross_layer0.png", "attention.png", "attention_encoder_self_attention_0.png"]
+    assert [path.name for path in paths] == names
+    assert all(path.stat().st_size > 0 for path in paths)
+
+    _, rnn_model, _ = checkpoint
+    rnn_alignment = align(rnn_model, tokenizer, SENTENCES[1])
+    assert rnn_alignment.encoder_self_attention is None
+    assert [path.name for path in plot_alignments(rnn_alignment, tmp_path / "rnn.png")] == [
+        "rnn_cross_layer0.png",
+        "rnn.png",
+    ]
 
 
 def test_pipeline_translation_with_the_package_imported(checkpoint):
