@@ -92,7 +92,7 @@ def additive_scores(
 
 def dot_product_scores(query: torch.Tensor, keys: torch.Tensor, scaling: float = 1.0) -> torch.Tensor:
     """The scores e_ij = scaling * q_i.k_j of `"scaled_dot"` (scaling 1 / sqrt(head_dim)), `"dot"` and `"general"`
-    (whose keys already hold W_a k, see `MultiHeadCrossAttention.project_memory`).
+    (whose keys already hold W_a k, see `MultiHeadAttention.project_memory`).
 
     Args:
         query: [batch, heads, tgt_len, head_dim].
