@@ -1,7 +1,7 @@
-"""The attention comparison behind `scripts/reproduce.py`: train each attention type with the same preset (or reuse
-given checkpoints), translate the test split, score it by source length (`length_buckets`), measure alignment
-accuracy where a gold alignment is known (`gold_alignment`), draw heatmaps of the same sentences for every model, and
-write a JSON report, plots and Markdown tables.
+"""The attention comparison behind `scripts/reproduce.py`: train each attention type, with each encoder type, with
+the same preset (or reuse given checkpoints), translate the test split, score it by source length
+(`length_buckets`), measure alignment accuracy where a gold alignment is known (`gold_alignment`), draw heatmaps of
+the same sentences for every model, and write a JSON report, plots and Markdown tables.
 """
 
 import dataclasses
@@ -28,6 +28,8 @@ from .translation import translate
 logger = logging.getLogger(__name__)
 
 COMPARED_ATTENTION_TYPES = ("none", "bahdanau", "scaled_dot")
+# An encoder of RNN layers only (the default), or of self-attention layers only.
+ENCODER_TYPES = ("rnn", "self_attention")
 REPORT_NAME = "length_comparison.json"
 
 
@@ -39,9 +41,18 @@ class ComparisonArguments:
         default_factory=lambda: list(COMPARED_ATTENTION_TYPES),
         metadata={"help": "attention types to compare, each trained with the same preset unless in --checkpoints"},
     )
+    encoder_types: list[str] = field(
+        default_factory=lambda: ["rnn"],
+        metadata={
+            "help": "rnn and/or self_attention: every encoder layer of that kind, each with every attention type"
+        },
+    )
     checkpoints: list[str] = field(
         default_factory=list,
-        metadata={"help": "TYPE=DIR pairs: reuse these trained checkpoints instead of training, e.g. none=outputs/x"},
+        metadata={
+            "help": "NAME=DIR pairs: reuse these trained checkpoints instead of training, e.g. none=outputs/x or "
+            "bahdanau-self_attention=outputs/y (NAME: the attention type, plus -self_attention for that encoder)"
+        },
     )
     bucket_edges: list[int] = field(
         default_factory=lambda: [1, 6, 9, 12, 15],
@@ -60,18 +71,31 @@ class ComparisonArguments:
     max_test_samples: int | None = field(default=None, metadata={"help": "score only the first N test pairs"})
 
 
-def parse_checkpoints(items: Sequence[str], attention_types: Sequence[str]) -> dict[str, Path]:
-    """`TYPE=DIR` strings -> {type: folder}, each type one of `attention_types` at most once, each folder a saved
-    model (with `config.json`) of that attention type."""
+def model_name(attention_type: str, encoder_type: str) -> str:
+    """The name of a compared model in the report and its file names: the attention type, plus the encoder type
+    when that is not the RNN encoder (`bahdanau`, `bahdanau-self_attention`)."""
+    return attention_type if encoder_type == "rnn" else f"{attention_type}-{encoder_type}"
+
+
+def encoder_type_of(config: dict) -> str | None:
+    """`"rnn"` or `"self_attention"` for a saved config whose encoder layers are all of that kind (configs saved
+    before layer types existed are RNN encoders), None for a mix."""
+    layer_types = set(config.get("encoder_layer_types") or ["rnn"])
+    return layer_types.pop() if len(layer_types) == 1 else None
+
+
+def parse_checkpoints(items: Sequence[str], models: dict[str, tuple[str, str]]) -> dict[str, Path]:
+    """`NAME=DIR` strings -> {name: folder}, each name one of `models` (name -> (attention type, encoder type)) at
+    most once, each folder a saved model (with `config.json`) of that attention type and encoder type."""
     checkpoints = {}
     for item in items:
         name, separator, folder = item.partition("=")
         if not separator or not name or not folder:
-            raise ValueError(f"--checkpoints {item!r}: expected TYPE=DIR, e.g. bahdanau=outputs/table_bahdanau")
-        if name not in attention_types:
+            raise ValueError(f"--checkpoints {item!r}: expected NAME=DIR, e.g. bahdanau=outputs/table_bahdanau")
+        if name not in models:
             raise ValueError(
-                f"--checkpoints {item!r}: attention type {name!r} is not among the compared ones "
-                f"({', '.join(attention_types)}; set them with --attention_types)"
+                f"--checkpoints {item!r}: {name!r} is not among the compared models ({', '.join(models)}; set them "
+                "with --attention_types and --encoder_types)"
             )
         if name in checkpoints:
             raise ValueError(f"--checkpoints: {name!r} is given twice ({checkpoints[name]} and {folder})")
@@ -79,19 +103,50 @@ def parse_checkpoints(items: Sequence[str], attention_types: Sequence[str]) -> d
         if not (path / "config.json").is_file():
             problem = "no such folder" if not path.is_dir() else "no config.json in it (not a saved model)"
             raise FileNotFoundError(f"--checkpoints {item!r}: {path}: {problem}")
-        saved_type = json.loads((path / "config.json").read_text()).get("attention_type")
-        if saved_type != name:
-            raise ValueError(f"--checkpoints {item!r}: {path} holds a model with attention_type {saved_type!r}")
+        saved = json.loads((path / "config.json").read_text())
+        attention_type, encoder_type = models[name]
+        if saved.get("attention_type") != attention_type:
+            raise ValueError(
+                f"--checkpoints {item!r}: {path} holds a model with attention_type {saved.get('attention_type')!r}"
+            )
+        if encoder_type_of(saved) != encoder_type:
+            raise ValueError(
+                f"--checkpoints {item!r}: {path} holds a model with encoder_layer_types "
+                f"{saved.get('encoder_layer_types')}, not an encoder of {encoder_type} layers only"
+            )
         checkpoints[name] = path
     return checkpoints
 
 
-def _check_arguments(arguments: ComparisonArguments) -> None:
+def compared_models(arguments: ComparisonArguments) -> dict[str, tuple[str, str]]:
+    """{name: (attention type, encoder type)} of every model the comparison covers, encoder types outermost."""
+    return {
+        model_name(attention_type, encoder_type): (attention_type, encoder_type)
+        for encoder_type in arguments.encoder_types
+        for attention_type in arguments.attention_types
+    }
+
+
+def _check_arguments(arguments: ComparisonArguments, model_args) -> None:
     unknown = [name for name in arguments.attention_types if name not in ATTENTION_TYPES]
     if unknown or not arguments.attention_types:
         raise ValueError(f"--attention_types {unknown or '(none)'}: choose from {', '.join(ATTENTION_TYPES)}")
     if len(set(arguments.attention_types)) != len(arguments.attention_types):
         raise ValueError(f"--attention_types {arguments.attention_types}: a type is listed twice")
+    unknown = [name for name in arguments.encoder_types if name not in ENCODER_TYPES]
+    if unknown or not arguments.encoder_types or len(set(arguments.encoder_types)) != len(arguments.encoder_types):
+        raise ValueError(
+            f"--encoder_types {arguments.encoder_types}: choose each of {', '.join(ENCODER_TYPES)} at most once"
+        )
+    if (
+        "self_attention" in arguments.encoder_types
+        and "none" in arguments.attention_types
+        and model_args.self_attention_type is None
+    ):
+        raise ValueError(
+            "--encoder_types self_attention with attention type none: name the self-attention layers' alignment "
+            "function with --self_attention_type (none has no scores)"
+        )
     if arguments.plot_metric not in ("bleu", "chrf", "exact_match"):
         raise ValueError(f"--plot_metric {arguments.plot_metric!r}: choose bleu, chrf or exact_match")
     if arguments.min_bucket_size < 1:
@@ -123,11 +178,12 @@ def _heatmap_sources(arguments: ComparisonArguments, sources: list[str], groups:
     return [sources[groups[bucket][0]] for bucket in dict.fromkeys(picks) if groups[bucket]]
 
 
-def _train(attention_type: str, model_args, data_args, training_args) -> Path:
-    output_dir = Path(training_args.output_dir) / attention_type
-    logger.info("training attention_type=%s into %s", attention_type, output_dir)
+def _train(name: str, attention_type: str, encoder_type: str, model_args, data_args, training_args) -> Path:
+    output_dir = Path(training_args.output_dir) / name
+    logger.info("training %s into %s", name, output_dir)
+    encoder_layer_types = None if encoder_type == "rnn" else [encoder_type] * model_args.num_hidden_layers
     run_training(
-        dataclasses.replace(model_args, attention_type=attention_type),
+        dataclasses.replace(model_args, attention_type=attention_type, encoder_layer_types=encoder_layer_types),
         data_args,
         dataclasses.replace(training_args, output_dir=str(output_dir)),
     )
@@ -135,6 +191,7 @@ def _train(attention_type: str, model_args, data_args, training_args) -> Path:
 
 
 def evaluate_checkpoint(
+    name: str,
     checkpoint: Path,
     sources: list[str],
     references: list[str],
@@ -147,14 +204,17 @@ def evaluate_checkpoint(
     batch_size: int,
     metric,
 ) -> dict:
-    """Scores of one checkpoint on the test split (overall and by length), its heatmaps and alignment accuracy."""
+    """Scores of one checkpoint on the test split (overall and by length), its heatmaps and alignment accuracy;
+    `name` names its files."""
     model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
     tokenizer = load_tokenizer(checkpoint)
     attention_type = model.config.attention_type
     hypotheses = translate(model, tokenizer, sources, batch_size=batch_size)
-    write_translations(heatmap_dir.parent / f"translations_{attention_type}.jsonl", sources, references, hypotheses)
+    write_translations(heatmap_dir.parent / f"translations_{name}.jsonl", sources, references, hypotheses)
     result = {
         "checkpoint": str(checkpoint),
+        "attention_type": attention_type,
+        "encoder_layer_types": model.config.encoder_layer_types,
         "num_beams": model.generation_config.num_beams,
         "parameters": model.num_parameters(),
         "num_attention_heads": model.config.num_attention_heads if attention_type != "none" else 0,
@@ -166,9 +226,9 @@ def evaluate_checkpoint(
         tokenizer,
         heatmap_sources,
         heatmap_dir,
-        prefix=f"{attention_type}_",
+        prefix=f"{name}_",
         layer=arguments.heatmap_layer,
-        title_prefix=f"{attention_type}: ",
+        title_prefix=f"{name}: ",
     )
     if gold_alignment is not None and attention_type != "none":
         hits = gold_alignment_hits(model, tokenizer, sources, references, gold_alignment, batch_size)
@@ -188,21 +248,24 @@ def _alignment_series(models: dict) -> dict[str, list[dict]]:
 
 
 def compare_attention_types(arguments: ComparisonArguments, model_args, data_args, training_args) -> dict:
-    """Train (or reuse) one model per attention type with the same preset, score each on the test split by source
-    length, draw heatmaps of the same sentences, and write into `training_args.output_dir`:
+    """Train (or reuse) one model per attention type and encoder type (`compared_models`) with the same preset, score
+    each on the test split by source length, draw heatmaps of the same sentences, and write into
+    `training_args.output_dir`:
 
     - `length_comparison.json`: buckets with counts, and per model the overall and per-bucket BLEU / chrF / exact
       match, the heatmap sentences and their translations, and (tasks with a gold alignment) alignment accuracy;
     - `{plot_metric}_by_length.png` (one line per model), `alignment_by_length.png` (gold-alignment tasks);
-    - `heatmaps/{type}_{k}.png`: one panel per head and their average (no heatmap for `none`).
+    - `heatmaps/{name}_{k}.png`: one panel per head and their average (no heatmap for `none`), and the encoder
+      self-attention beside it for self-attention encoders.
 
-    Models trained here go to `output_dir/{type}`. Bad arguments (unknown types, missing checkpoints, buckets with
+    Models trained here go to `output_dir/{name}`. Bad arguments (unknown types, missing checkpoints, buckets with
     fewer than `min_bucket_size` test sentences) fail before any training. Returns the report.
     """
-    _check_arguments(arguments)
+    _check_arguments(arguments, model_args)
     if training_args.push_to_hub:
         raise ValueError("--push_to_hub: the comparison trains several models; push one with scripts/push_to_hub.py")
-    checkpoints = parse_checkpoints(arguments.checkpoints, arguments.attention_types)
+    compared = compared_models(arguments)
+    checkpoints = parse_checkpoints(arguments.checkpoints, compared)
     buckets = make_buckets(arguments.bucket_edges)
     test = load_corpus(data_args)["test"]
     if arguments.max_test_samples is not None:
@@ -222,15 +285,16 @@ def compare_attention_types(arguments: ComparisonArguments, model_args, data_arg
 
     metric = load_translation_metric()
     models = {}
-    for attention_type in arguments.attention_types:
-        trained = attention_type not in checkpoints
+    for name, (attention_type, encoder_type) in compared.items():
+        trained = name not in checkpoints
         if trained:
-            checkpoint = _train(attention_type, model_args, data_args, training_args)
+            checkpoint = _train(name, attention_type, encoder_type, model_args, data_args, training_args)
         else:
-            checkpoint = checkpoints[attention_type]
+            checkpoint = checkpoints[name]
             _warn_on_other_data(checkpoint, data_args)
-        logger.info("evaluating %s (%s)", attention_type, checkpoint)
+        logger.info("evaluating %s (%s)", name, checkpoint)
         result = evaluate_checkpoint(
+            name,
             checkpoint,
             sources,
             references,
@@ -243,7 +307,7 @@ def compare_attention_types(arguments: ComparisonArguments, model_args, data_arg
             training_args.per_device_eval_batch_size,
             metric,
         )
-        models[attention_type] = {"trained_here": trained, **result}
+        models[name] = {"trained_here": trained, **result}
 
     report = {
         "command": " ".join(sys.argv),
@@ -312,10 +376,14 @@ def report_tables(report: dict) -> str:
 
 __all__ = [
     "COMPARED_ATTENTION_TYPES",
+    "ENCODER_TYPES",
     "REPORT_NAME",
     "ComparisonArguments",
     "compare_attention_types",
+    "compared_models",
+    "encoder_type_of",
     "evaluate_checkpoint",
+    "model_name",
     "parse_checkpoints",
     "report_tables",
 ]

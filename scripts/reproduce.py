@@ -1,4 +1,5 @@
-"""What attention is for: quality against source length, and the alignments, for several attention types.
+"""What attention is for: quality against source length, and the alignments, for several attention types (and, with
+--encoder_types rnn self_attention, each with an RNN and with a self-attention encoder).
 
 Trains `none`, `bahdanau` and `scaled_dot` with the same preset (or reuses checkpoints), scores each on the test split
 bucketed by source length, and writes into `--output_dir`: `length_comparison.json`, `{metric}_by_length.png` (one
@@ -10,10 +11,13 @@ alignment, and `heatmaps/{type}_{k}.png` (as their Figure 3).
         --checkpoints none=outputs/table_none bahdanau=outputs/table_bahdanau scaled_dot=outputs/table_scaled_dot
     # Long reversal (4 to 60 letters, gold alignment known), training all three:
     python scripts/reproduce.py --config configs/base.yaml configs/reproduce_long.yaml
+    # Encoder types: bahdanau and scaled_dot, each with the RNN encoder and with a self-attention encoder:
+    python scripts/reproduce.py --config configs/base.yaml configs/reproduce_ding.yaml \
+        --attention_types bahdanau scaled_dot --encoder_types rnn self_attention
 
 The preset's training arguments (ModelArguments, DataArguments, TranslationTrainingArguments of scripts/train.py) apply
-to every model trained here; models go to `--output_dir/{type}`. The comparison's own arguments are
-`hf_attention.comparison.ComparisonArguments` (--attention_types, --checkpoints, --bucket_edges, --min_bucket_size,
+to every model trained here; models go to `--output_dir/{name}` (the attention type, plus `-self_attention` for that encoder). The comparison's own arguments are
+`hf_attention.comparison.ComparisonArguments` (--attention_types, --encoder_types, --checkpoints, --bucket_edges, --min_bucket_size,
 --plot_metric, --heatmap_sentences, --heatmap_count, --max_test_samples).
 """
 

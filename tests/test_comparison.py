@@ -5,26 +5,29 @@ from pathlib import Path
 
 import pytest
 
-from hf_attention.comparison import ComparisonArguments, compare_attention_types, parse_checkpoints
+from hf_attention.comparison import ComparisonArguments, compare_attention_types, compared_models, parse_checkpoints
 
 
-def _saved_config(folder: Path, attention_type: str) -> Path:
+def _saved_config(folder: Path, attention_type: str, encoder_layer_types: list[str] | None = None) -> Path:
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"attention_type": attention_type}))
+    config = {"attention_type": attention_type}
+    if encoder_layer_types is not None:
+        config["encoder_layer_types"] = encoder_layer_types
+    (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
 def test_checkpoints_are_checked(tmp_path):
     none_dir = _saved_config(tmp_path / "n", "none")
     dot_dir = _saved_config(tmp_path / "d", "scaled_dot")
-    types = ["none", "bahdanau", "scaled_dot"]
+    types = compared_models(ComparisonArguments())
     assert parse_checkpoints([f"none={none_dir}", f"scaled_dot={dot_dir}"], types) == {
         "none": none_dir,
         "scaled_dot": dot_dir,
     }
-    with pytest.raises(ValueError, match="'outputs/x': expected TYPE=DIR"):
+    with pytest.raises(ValueError, match="'outputs/x': expected NAME=DIR"):
         parse_checkpoints(["outputs/x"], types)
-    with pytest.raises(ValueError, match=r"attention type 'general' is not among the compared ones \(none, bahdanau"):
+    with pytest.raises(ValueError, match=r"'general' is not among the compared models \(none, bahdanau"):
         parse_checkpoints([f"general={dot_dir}"], types)
     with pytest.raises(ValueError, match="'none' is given twice"):
         parse_checkpoints([f"none={none_dir}", f"none={none_dir}"], types)
@@ -35,6 +38,37 @@ def test_checkpoints_are_checked(tmp_path):
         parse_checkpoints([f"bahdanau={tmp_path / 'empty'}"], types)
     with pytest.raises(ValueError, match="holds a model with attention_type 'scaled_dot'"):
         parse_checkpoints([f"bahdanau={dot_dir}"], types)
+
+
+def test_encoder_types_multiply_the_compared_models_and_their_checkpoints_are_checked(tmp_path):
+    arguments = ComparisonArguments(
+        attention_types=["bahdanau", "scaled_dot"], encoder_types=["rnn", "self_attention"]
+    )
+    models = compared_models(arguments)
+    assert models == {
+        "bahdanau": ("bahdanau", "rnn"),
+        "scaled_dot": ("scaled_dot", "rnn"),
+        "bahdanau-self_attention": ("bahdanau", "self_attention"),
+        "scaled_dot-self_attention": ("scaled_dot", "self_attention"),
+    }
+    rnn_dir = _saved_config(tmp_path / "rnn", "bahdanau", ["rnn"])
+    old_dir = _saved_config(tmp_path / "old", "scaled_dot")  # saved before layer types: an RNN encoder
+    self_attention_dir = _saved_config(tmp_path / "sa", "bahdanau", ["self_attention", "self_attention"])
+    mixed_dir = _saved_config(tmp_path / "mixed", "bahdanau", ["self_attention", "rnn"])
+    items = [f"bahdanau={rnn_dir}", f"scaled_dot={old_dir}", f"bahdanau-self_attention={self_attention_dir}"]
+    assert parse_checkpoints(items, models) == {
+        "bahdanau": rnn_dir,
+        "scaled_dot": old_dir,
+        "bahdanau-self_attention": self_attention_dir,
+    }
+    with pytest.raises(
+        ValueError, match=r"encoder_layer_types \['rnn'\], not an encoder of self_attention layers only"
+    ):
+        parse_checkpoints([f"bahdanau-self_attention={rnn_dir}"], models)
+    with pytest.raises(
+        ValueError, match=r"encoder_layer_types \['self_attention', 'rnn'\], not an encoder of rnn layers only"
+    ):
+        parse_checkpoints([f"bahdanau={mixed_dir}"], models)
 
 
 def test_comparison_refuses_bad_arguments_before_training(tmp_path):
@@ -48,6 +82,10 @@ def test_comparison_refuses_bad_arguments_before_training(tmp_path):
 
     with pytest.raises(ValueError, match=r"--attention_types \['luong'\]: choose from bahdanau, scaled_dot"):
         compare(attention_types=["none", "luong"])
+    with pytest.raises(ValueError, match=r"--encoder_types \['cnn'\]: choose each of rnn, self_attention"):
+        compare(encoder_types=["cnn"])
+    with pytest.raises(ValueError, match="with attention type none: name the self-attention layers' alignment"):
+        compare(encoder_types=["rnn", "self_attention"])
     with pytest.raises(ValueError, match="--plot_metric 'rouge'"):
         compare(plot_metric="rouge")
     # Reversal lengths 4-12 leave the bucket 1-3 empty: refused at once, not after hours of training.
