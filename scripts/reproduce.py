@@ -16,9 +16,10 @@ alignment, and `heatmaps/{type}_{k}.png` (as their Figure 3).
         --attention_types bahdanau scaled_dot --encoder_types rnn self_attention
 
 The preset's training arguments (ModelArguments, DataArguments, TranslationTrainingArguments of scripts/train.py) apply
-to every model trained here; models go to `--output_dir/{name}` (the attention type, plus `-self_attention` for that encoder). The comparison's own arguments are
-`hf_attention.comparison.ComparisonArguments` (--attention_types, --encoder_types, --checkpoints, --bucket_edges, --min_bucket_size,
---plot_metric, --heatmap_sentences, --heatmap_count, --max_test_samples).
+to every model trained here; models go to `--output_dir/{name}` (the attention type, plus `-self_attention` for that
+encoder). The comparison's own arguments are `hf_attention.comparison.ComparisonArguments` (--attention_types,
+--encoder_types, --checkpoints, --bucket_edges, --min_bucket_size, --plot_metric, --heatmap_sentences,
+--heatmap_count, --max_test_samples).
 """
 
 from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
