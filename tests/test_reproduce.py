@@ -83,7 +83,7 @@ def test_the_report_and_the_images_are_written(reduced_run):
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--checkpoints", "luong=outputs/x"], "attention type 'luong' is not among the compared ones"),
+        (["--checkpoints", "luong=outputs/x"], "'luong' is not among the compared models"),
         (["--checkpoints", "none=/nonexistent/folder"], "/nonexistent/folder: no such folder"),
         (["--bucket_edges", "4", "8", "12"], "length buckets 12+ are empty (counts 4-7: "),
     ],
