@@ -104,13 +104,16 @@ def test_encoder_ignores_padding_on_either_side(rnn_type):
     torch.testing.assert_close(padded, expected)
 
 
-def test_all_padding_source_gives_no_nan():
-    model = make_model()
+@pytest.mark.parametrize("encoder_layer_types", [None, *ENCODER_MIXES])
+def test_all_padding_source_gives_no_nan(encoder_layer_types):
+    model = make_model(encoder_layer_types=encoder_layer_types)
     input_ids, attention_mask, labels = batch()
     attention_mask[0] = 0
     out = model(input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
     assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
-    assert all(torch.equal(a[0], torch.zeros_like(a[0])) for a in out.cross_attentions)
+    assert all(
+        torch.equal(a[0], torch.zeros_like(a[0])) for a in out.cross_attentions + (out.encoder_attentions or ())
+    )
     out.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
@@ -790,18 +793,6 @@ def test_self_attention_encoder_ignores_padding_on_either_side(encoder_layer_typ
         torch.testing.assert_close(weights[1, :, :5, :5], alone_weights[0])
         torch.testing.assert_close(left_weights[1].roll((-2, -2), dims=(1, 2)), weights[1])
         torch.testing.assert_close(weights[0].sum(-1), torch.ones(HEADS, 7))
-
-
-@pytest.mark.parametrize("encoder_layer_types", ENCODER_MIXES)
-def test_all_padding_source_gives_no_nan_with_self_attention(encoder_layer_types):
-    model = make_model(encoder_layer_types=encoder_layer_types, self_attention_type="scaled_dot")
-    input_ids, attention_mask, labels = batch()
-    attention_mask[0] = 0
-    out = model(input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
-    assert torch.isfinite(out.logits).all() and torch.isfinite(out.loss)
-    assert all(torch.equal(weights[0], torch.zeros_like(weights[0])) for weights in out.encoder_attentions)
-    out.loss.backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
 def test_sinusoidal_positions_follow_the_formula():
