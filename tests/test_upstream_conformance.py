@@ -3,8 +3,9 @@ package's models, for the `"bahdanau"` and `"scaled_dot"` attention types, with 
 self-attention encoder.
 
 The upstream test files are not part of this repository: they are read from `HF_TESTS_DIR` (default: beside the
-repository, `../shared/hf_tests_<major>.<minor>` matching the installed transformers, else `../shared/hf_tests`; see
-their READMEs). Without that folder this module is skipped with a message.
+repository, `../shared/hf_tests_<major>.<minor>` matching the installed transformers, else `../shared/hf_tests` when
+its README names the installed version; see their READMEs). Without a suite for the installed version this module is
+skipped with a message.
 
 What is adapted, and why:
 - The mixins decide "base model or seq2seq LM head?" from transformers' static name tables; a plugin model is not in
@@ -40,15 +41,29 @@ from hf_attention import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _default_upstream_dir() -> Path:
-    """`../shared/hf_tests_<major>.<minor>` for the installed transformers if it exists, else `../shared/hf_tests`."""
+def _default_upstream_dir() -> Path | None:
+    """The suite written for the installed transformers: `../shared/hf_tests_<major>.<minor>`, else
+    `../shared/hf_tests` when its README names the installed version; None when neither matches (the mixins follow
+    one release's internals, so another release's suite fails for reasons that are not this model's)."""
     shared = REPO_ROOT.parent / "shared"
     major_minor = ".".join(transformers.__version__.split(".")[:2])
     versioned = shared / f"hf_tests_{major_minor}"
-    return versioned if versioned.is_dir() else shared / "hf_tests"
+    if versioned.is_dir():
+        return versioned
+    readme = shared / "hf_tests" / "README.md"
+    if readme.is_file() and transformers.__version__ in readme.read_text():
+        return shared / "hf_tests"
+    return None
 
 
-HF_TESTS_DIR = Path(os.environ.get("HF_TESTS_DIR", _default_upstream_dir())).resolve()
+_UPSTREAM_DIR = os.environ.get("HF_TESTS_DIR") or _default_upstream_dir()
+if _UPSTREAM_DIR is None:
+    pytest.skip(
+        f"no copy of transformers' upstream test suite for the installed transformers {transformers.__version__} "
+        "beside the repository (../shared/hf_tests_<major>.<minor>); set HF_TESTS_DIR to one",
+        allow_module_level=True,
+    )
+HF_TESTS_DIR = Path(_UPSTREAM_DIR).resolve()
 if not (HF_TESTS_DIR / "tests" / "test_modeling_common.py").is_file():
     pytest.skip(
         f"transformers' upstream test suite not found at {HF_TESTS_DIR} (set HF_TESTS_DIR to the folder that contains "
