@@ -194,20 +194,23 @@ class MultiHeadAttention(nn.Module):
             hidden_states: [batch, tgt_len, hidden_size], the decoder states asking the queries.
             keys: [batch, heads, src_len, head_dim], from `project_memory`.
             values: [batch, heads, src_len, head_dim], from `project_memory`.
-            encoder_attention_mask: [batch, src_len], bool, True at real source tokens.
+            encoder_attention_mask: [batch, src_len] or [batch, tgt_len, src_len], bool, True where a key may be
+                attended to: at real source tokens, or per query (the causal mask of decoder self-attention).
             output_attentions: return the weights a_ij.
 
         Returns:
             context: [batch, tgt_len, hidden_size], sum_j a_ij v_j per head, concatenated and projected.
-            weights: [batch, heads, tgt_len, src_len] or None. Padded source positions get exactly 0; each row sums
-                to 1, except for a source that is all padding, whose rows (and context) are all zeros.
+            weights: [batch, heads, tgt_len, src_len] or None. Masked keys get exactly 0; each row sums to 1, except
+                for a query with no key to attend to (a source that is all padding), whose row and context are zeros.
         """
         batch, tgt_len, _ = hidden_states.shape
         query = self._split_heads(self.q_proj(hidden_states))
-        has_source = encoder_attention_mask.any(dim=-1)
-        # An all-padding source would make every score -inf and the softmax NaN: let it attend anywhere, then zero it.
-        key_mask = (encoder_attention_mask | ~has_source[:, None])[:, None, None, :]
-        source_present = has_source[:, None, None, None]
+        if encoder_attention_mask.dim() == 2:
+            encoder_attention_mask = encoder_attention_mask[:, None, :]
+        has_keys = encoder_attention_mask.any(dim=-1, keepdim=True)
+        # A query with no key would make every score -inf and the softmax NaN: let it attend anywhere, then zero it.
+        key_mask = (encoder_attention_mask | ~has_keys)[:, None]
+        source_present = has_keys[:, None]
         dropout = self.attention_dropout if self.training else 0.0
 
         # SDPA returns no weights and has no additive form: everything else takes the eager path.

@@ -29,7 +29,11 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
             source and a position-wise feed-forward network). Defaults to `num_hidden_layers` RNN layers (the model
             of Bahdanau et al.); a list must have `num_hidden_layers` entries. All `"self_attention"` gives a
             Transformer encoder, self-attention layers under RNN layers a hybrid (Chen et al. 2018).
-        decoder_layer_types (`list[str]`, *optional*): the same for the decoder; only `"rnn"` layers for now.
+        decoder_layer_types (`list[str]`, *optional*): the same for the decoder: `"rnn"` (a unidirectional RNN
+            layer followed by cross attention) or `"self_attention"` (a pre-norm block of causal multi-head
+            self-attention over the target so far, cross attention over the source, and a feed-forward network).
+            All `"self_attention"` on both sides gives a Transformer (Vaswani et al. 2017); decoder self-attention
+            layers need a cross attention, so not `attention_type="none"`.
         self_attention_type (`str`, *optional*): the alignment function of the self-attention layers, any of
             `attention_type`'s except `"none"`; defaults to `attention_type`.
         intermediate_size (`int`, *optional*): width of the self-attention layers' feed-forward network; defaults to
@@ -149,12 +153,14 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
             for layer_type in layer_types:
                 if layer_type not in LAYER_TYPES:
                     raise ValueError(f"{name} holds {layer_type!r}, which is not one of {', '.join(LAYER_TYPES)}.")
-        if "self_attention" in self.decoder_layer_types:
+        if "self_attention" in self.decoder_layer_types and self.attention_type == "none":
             raise ValueError(
-                f"decoder_layer_types={self.decoder_layer_types}: the decoder has RNN layers only; self-attention "
-                "layers are available in the encoder (encoder_layer_types)."
+                f"decoder_layer_types={self.decoder_layer_types} with attention_type='none': a decoder "
+                "self-attention layer reads the source through its cross attention, so it needs an alignment "
+                f"function ({', '.join(SELF_ATTENTION_TYPES)}); the fixed-context model has RNN decoder layers only."
             )
-        if "self_attention" in self.encoder_layer_types and self.self_attention_type not in SELF_ATTENTION_TYPES:
+        uses_self_attention = "self_attention" in self.encoder_layer_types + self.decoder_layer_types
+        if uses_self_attention and self.self_attention_type not in SELF_ATTENTION_TYPES:
             raise ValueError(
                 f"self_attention_type={self.self_attention_type!r} is not one of {', '.join(SELF_ATTENTION_TYPES)}"
                 " (the self-attention layers need an alignment function; with attention_type='none' name one)."

@@ -28,11 +28,14 @@ teacher-forced result.
 
 `attention_type="none"` is the fixed-context encoder-decoder (Cho et al. 2014): no attention; every target position
 gets the same context, the mean of the encoder states, and `cross_attentions` is None even with `output_attentions`.
-Self-attention (`config.encoder_layer_types`): any encoder layer may instead be a pre-norm self-attention block, whose
-queries, keys and values all come from the source, so its weights align the source with itself; all of them gives a
-Transformer encoder under the RNN decoder (Chen et al. 2018's hybrid), with sinusoidal positions since self-attention
-alone does not see word order. `encoder_attentions` holds their weights; the decoder has RNN layers only, so
-`decoder_attentions` is always None.
+Self-attention (`config.encoder_layer_types`, `config.decoder_layer_types`): any layer may instead be a pre-norm
+self-attention block, whose queries, keys and values all come from the same sentence, so its weights align that
+sentence with itself. In the decoder the block is causal (position i sees targets 0..i only, so cached decoding equals
+the teacher-forced pass) and is followed by its own cross attention over the encoder states. Self-attention encoder
+layers under the RNN decoder give Chen et al. 2018's hybrid; self-attention on both sides gives a Transformer. A stack
+whose first layer is self-attention gets sinusoidal positions, since self-attention alone does not see word order.
+`encoder_attentions` and `decoder_attentions` hold one tensor per self-attention layer of their stack (RNN layers
+contribute no entry); `cross_attentions` one per decoder layer.
 """
 
 import contextvars
@@ -50,7 +53,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
 
 from .attention import MultiHeadAttention, is_tracing
-from .cache_seq2seq_attention import Seq2SeqAttentionCache
+from .cache_seq2seq_attention import Seq2SeqAttentionCache, Seq2SeqAttentionLayerCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .pipeline_seq2seq_attention import TranslationPipeline  # noqa: F401  (saved beside the model: see its docstring)
 
@@ -328,42 +331,91 @@ def sinusoidal_positions(length: int, hidden_size: int, device=None, dtype=None)
     return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)
 
 
-class Seq2SeqAttentionSelfAttentionLayer(GradientCheckpointingLayer):
-    """A pre-norm self-attention block: x + MultiHeadSelfAttention(LN(x)), then x + FFN(LN(x)).
+def add_positions(embeddings: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """Token embeddings scaled by sqrt(hidden_size), as in Vaswani et al., plus the sinusoidal encodings of their
+    positions, so that neither drowns the other.
 
-    Queries, keys and values all come from the layer's input, so the weights a_ij align the sentence with itself;
-    the alignment function is `config.self_attention_type`. The feed-forward network is
-    W_2 dropout(relu(W_1 x)), `intermediate_size` wide.
+    Args:
+        embeddings: [batch, seq_len, hidden_size], the tokens at positions offset .. offset + seq_len - 1.
+        offset: the position of the first token (the tokens already in a decoding cache).
+
+    Returns:
+        [batch, seq_len, hidden_size].
+    """
+    length, hidden_size = embeddings.shape[1], embeddings.shape[2]
+    positions = sinusoidal_positions(offset + length, hidden_size, embeddings.device, embeddings.dtype)[offset:]
+    return embeddings * hidden_size**0.5 + positions
+
+
+class Seq2SeqAttentionSelfAttentionLayer(GradientCheckpointingLayer):
+    """A pre-norm self-attention block: x + SelfAttention(LN(x)); in the decoder then x + CrossAttention(LN(x)) over
+    the source; then x + FFN(LN(x)).
+
+    Queries, keys and values of the self-attention all come from the layer's input, so its weights a_ij align the
+    sentence with itself; its alignment function is `config.self_attention_type`, the cross attention's
+    `config.attention_type`. In the decoder the self-attention is causal (the mask lets position i see positions
+    <= i only), which is what makes step-by-step decoding with the cache give the teacher-forced result. The
+    feed-forward network is W_2 dropout(relu(W_1 x)), `intermediate_size` wide.
     """
 
-    def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int):
+    def __init__(self, config: Seq2SeqAttentionConfig, layer_idx: int, is_decoder: bool = False):
         super().__init__()
         self.self_attention_layer_norm = nn.LayerNorm(config.hidden_size)
         self.self_attention = MultiHeadAttention(config, config.self_attention_type)
+        self.cross_attention_layer_norm = nn.LayerNorm(config.hidden_size) if is_decoder else None
+        self.cross_attention = MultiHeadAttention(config) if is_decoder else None
         self.feed_forward_layer_norm = nn.LayerNorm(config.hidden_size)
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        output_attentions: bool = False,
+        encoder_keys: torch.Tensor | None = None,
+        encoder_values: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        layer_cache: Seq2SeqAttentionLayerCache | None = None,
+        use_cache: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """
         Args:
-            hidden_states: [batch, seq_len, hidden_size].
-            attention_mask: [batch, seq_len], bool, True at real tokens: the keys that may be attended to.
-            output_attentions: return the self-attention weights.
+            hidden_states: [batch, seq_len, hidden_size], the new positions only when `layer_cache` holds earlier ones.
+            attention_mask: the keys each position may attend to: [batch, seq_len], bool, True at real tokens (the
+                encoder), or [batch, seq_len, past + seq_len], bool, the causal mask (the decoder).
+            output_attentions: return the attention weights.
+            encoder_keys: [batch, heads, src_len, head_dim], the cross attention's keys (decoder only).
+            encoder_values: [batch, heads, src_len, head_dim] (decoder only).
+            encoder_attention_mask: [batch, src_len], bool, True at real source tokens (decoder only).
+            layer_cache: the self-attention keys and values of earlier positions (decoder only), or None.
+            use_cache: append this call's keys and values to `layer_cache`.
 
         Returns:
             output: [batch, seq_len, hidden_size].
-            weights: [batch, heads, seq_len, seq_len] or None; padded keys get exactly 0.
+            self_weights: [batch, heads, seq_len, past + seq_len] or None; masked keys get exactly 0.
+            cross_weights: [batch, heads, seq_len, src_len] or None (always None in the encoder).
         """
         normed = self.self_attention_layer_norm(hidden_states)
         keys, values = self.self_attention.project_memory(normed)
-        context, weights = self.self_attention(normed, keys, values, attention_mask, output_attentions)
+        if layer_cache is not None and use_cache:
+            keys, values = layer_cache.update_self_attention(keys, values)
+        elif layer_cache is not None and layer_cache.self_attention is not None:
+            # Continuing from a cache without writing to it: read the past keys and values, leave them unchanged.
+            keys = torch.cat([layer_cache.self_attention.keys, keys], dim=-2)
+            values = torch.cat([layer_cache.self_attention.values, values], dim=-2)
+        context, self_weights = self.self_attention(normed, keys, values, attention_mask, output_attentions)
         hidden_states = hidden_states + self.dropout(context)
+        cross_weights = None
+        if self.cross_attention is not None:
+            normed = self.cross_attention_layer_norm(hidden_states)
+            context, cross_weights = self.cross_attention(
+                normed, encoder_keys, encoder_values, encoder_attention_mask, output_attentions
+            )
+            hidden_states = hidden_states + self.dropout(context)
         feed_forward = self.fc2(self.dropout(F.relu(self.fc1(self.feed_forward_layer_norm(hidden_states)))))
-        return hidden_states + self.dropout(feed_forward), weights
+        return hidden_states + self.dropout(feed_forward), self_weights, cross_weights
 
 
 class Seq2SeqAttentionDecoderLayer(GradientCheckpointingLayer):
@@ -434,7 +486,11 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     # A recurrent state cannot be cropped, so assisted generation (which rolls the cache back) does not apply.
     _is_stateful = True
-    _no_split_modules = ["Seq2SeqAttentionEncoderLayer", "Seq2SeqAttentionDecoderLayer"]
+    _no_split_modules = [
+        "Seq2SeqAttentionEncoderLayer",
+        "Seq2SeqAttentionDecoderLayer",
+        "Seq2SeqAttentionSelfAttentionLayer",
+    ]
 
     def __init__(self, config: Seq2SeqAttentionConfig, *inputs, **kwargs):
         config.check_architecture()
@@ -503,10 +559,9 @@ class Seq2SeqAttentionEncoder(nn.Module):
     the token embeddings, which the decoder and output layer share.
 
     An RNN reads word order; self-attention alone does not (permuting the source permutes its outputs). So when the
-    first layer is a self-attention layer, sinusoidal positions are added to the embeddings (scaled by
-    sqrt(hidden_size) first, as in Vaswani et al., so that neither drowns the other); a self-attention layer above an
-    RNN layer gets its order from the RNN. A stack whose top layer is self-attention ends with a layer norm, as
-    pre-norm stacks do.
+    first layer is a self-attention layer, sinusoidal positions are added to the embeddings (`add_positions`); a
+    self-attention layer above an RNN layer gets its order from the RNN. A stack whose top layer is self-attention
+    ends with a layer norm, as pre-norm stacks do.
     """
 
     def __init__(self, config: Seq2SeqAttentionConfig):
@@ -611,14 +666,12 @@ class Seq2SeqAttentionEncoder(nn.Module):
             gathered_mask = positions < lengths
         if self.adds_positions:
             # Added after gathering, so that a row's real tokens are at positions 0.. however it is padded.
-            positions_table = sinusoidal_positions(src_len, hidden_size, hidden_states.device, hidden_states.dtype)
-            hidden_states = hidden_states * hidden_size**0.5 + positions_table
-            hidden_states = F.dropout(hidden_states, self.config.dropout, self.training)
+            hidden_states = F.dropout(add_positions(hidden_states), self.config.dropout, self.training)
         all_hidden_states = (inputs_embeds,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer_idx, layer in enumerate(self.layers):
             if isinstance(layer, Seq2SeqAttentionSelfAttentionLayer):
-                hidden_states, weights = layer(hidden_states, gathered_mask, output_attentions)
+                hidden_states, weights, _ = layer(hidden_states, gathered_mask, output_attentions)
                 if output_attentions:
                     all_attentions += (weights_to_original_positions(weights),)
             else:
@@ -638,31 +691,58 @@ class Seq2SeqAttentionEncoder(nn.Module):
 
 
 class Seq2SeqAttentionDecoder(nn.Module):
-    """The RNN decoder with cross attention in every layer (see the module docstring for the recurrence)."""
+    """The decoder: `config.decoder_layer_types` RNN layers (each followed by cross attention, see the module
+    docstring) and self-attention layers (causal self-attention, cross attention, feed-forward), bottom to top.
+
+    As in the encoder, sinusoidal positions are added to the embeddings when the first layer is self-attention,
+    starting at the position after the tokens already in the cache, and a stack whose top layer is self-attention ends
+    with a layer norm.
+    """
 
     def __init__(self, config: Seq2SeqAttentionConfig):
         super().__init__()
         self.config = config
         self.num_states = 2 if config.rnn_type == "lstm" else 1
-        # s_0 = tanh(W_s mean_j h_j) for every layer at once.
-        self.bridge = nn.Linear(config.hidden_size, config.num_hidden_layers * config.hidden_size)
+        self.rnn_layer_indices = [idx for idx, kind in enumerate(config.decoder_layer_types) if kind == "rnn"]
+        # s_0 = tanh(W_s mean_j h_j) for every RNN layer at once; a self-attention layer has no state to start.
+        self.bridge = (
+            nn.Linear(config.hidden_size, len(self.rnn_layer_indices) * config.hidden_size)
+            if self.rnn_layer_indices
+            else None
+        )
         self.layers = nn.ModuleList(
-            [Seq2SeqAttentionDecoderLayer(config, layer_idx) for layer_idx in range(config.num_hidden_layers)]
+            [
+                Seq2SeqAttentionDecoderLayer(config, layer_idx)
+                if layer_type == "rnn"
+                else Seq2SeqAttentionSelfAttentionLayer(config, layer_idx, is_decoder=True)
+                for layer_idx, layer_type in enumerate(config.decoder_layer_types)
+            ]
+        )
+        self.has_self_attention = "self_attention" in config.decoder_layer_types
+        self.adds_positions = config.decoder_layer_types[0] == "self_attention"
+        self.final_layer_norm = (
+            nn.LayerNorm(config.hidden_size) if config.decoder_layer_types[-1] == "self_attention" else None
         )
 
-    def initial_states(self, source_summary: torch.Tensor) -> list[torch.Tensor]:
+    def initial_states(self, source_summary: torch.Tensor) -> list[torch.Tensor | None]:
         """
         Args:
             source_summary: [batch, hidden_size], the mean of the encoder states.
 
         Returns:
-            one state per layer, [batch, num_states, hidden_size]: h for a GRU; h and a zero cell for an LSTM.
+            one entry per layer: for an RNN layer its state [batch, num_states, hidden_size] (h for a GRU; h and a
+            zero cell for an LSTM), None for a self-attention layer.
         """
+        states: list[torch.Tensor | None] = [None] * len(self.layers)
+        if self.bridge is None:
+            return states
         batch_size, hidden_size = source_summary.shape
         hidden = torch.tanh(self.bridge(source_summary)).view(batch_size, -1, 1, hidden_size)
         if self.num_states == 2:
             hidden = torch.cat([hidden, torch.zeros_like(hidden)], dim=2)
-        return list(hidden.unbind(dim=1))
+        for layer_idx, state in zip(self.rnn_layer_indices, hidden.unbind(dim=1), strict=True):
+            states[layer_idx] = state
+        return states
 
     def forward(
         self,
@@ -673,7 +753,7 @@ class Seq2SeqAttentionDecoder(nn.Module):
         use_cache: bool = False,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-    ) -> tuple[torch.Tensor, Seq2SeqAttentionCache | None, tuple | None, tuple | None]:
+    ) -> tuple[torch.Tensor, Seq2SeqAttentionCache | None, tuple | None, tuple | None, tuple | None]:
         """
         Args:
             inputs_embeds: [batch, tgt_len, hidden_size], embeddings of the decoder inputs (the shifted target), only
@@ -684,11 +764,13 @@ class Seq2SeqAttentionDecoder(nn.Module):
             use_cache: write the states after these tokens into `past_key_values`.
 
         Returns:
-            last_hidden_state [batch, tgt_len, hidden_size], the cache, the hidden states (`num_hidden_layers + 1`
-            tensors [batch, tgt_len, hidden_size]) or None, and the cross attentions (`num_hidden_layers` tensors
-            [batch, heads, tgt_len, src_len]) or None.
+            last_hidden_state [batch, tgt_len, hidden_size]; the cache; the hidden states (`num_hidden_layers + 1`
+            tensors [batch, tgt_len, hidden_size]) or None; the self-attentions (one [batch, heads, tgt_len,
+            past + tgt_len] tensor per self-attention layer, bottom to top) or None; the cross attentions
+            (`num_hidden_layers` tensors [batch, heads, tgt_len, src_len]) or None.
         """
         continuing = past_key_values is not None and past_key_values.get_seq_length() > 0
+        num_past = past_key_values.get_seq_length() if continuing else 0
         is_attentive = self.config.attention_type != "none"
         fixed_context = None
         if not continuing or not is_attentive:
@@ -708,27 +790,55 @@ class Seq2SeqAttentionDecoder(nn.Module):
                 for layer_cache, (keys, values) in zip(past_key_values.layers, memories, strict=True):
                     layer_cache.update(keys, values)
 
+        batch_size, tgt_len, _ = inputs_embeds.shape
+        causal_mask = None
+        if self.has_self_attention:
+            # Position num_past + i sees the cached positions and the new ones up to itself.
+            key_positions = torch.arange(num_past + tgt_len, device=inputs_embeds.device)
+            query_positions = torch.arange(num_past, num_past + tgt_len, device=inputs_embeds.device)
+            causal_mask = (key_positions[None, :] <= query_positions[:, None]).expand(batch_size, -1, -1)
         hidden_states = inputs_embeds
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        if self.adds_positions:
+            hidden_states = F.dropout(add_positions(inputs_embeds, num_past), self.config.dropout, self.training)
+        all_hidden_states = (inputs_embeds,) if output_hidden_states else None
+        all_self_attentions = () if output_attentions and self.has_self_attention else None
         all_cross_attentions = () if output_attentions and is_attentive else None
         for layer_idx, layer in enumerate(self.layers):
             keys, values = memories[layer_idx]
-            hidden_states, new_state, weights = layer(
-                hidden_states,
-                states[layer_idx],
-                keys,
-                values,
-                encoder_attention_mask,
-                fixed_context,
-                output_attentions=output_attentions,
-            )
-            if use_cache:
-                past_key_values.layers[layer_idx].update_rnn_state(new_state, inputs_embeds.shape[1])
+            layer_cache = past_key_values.layers[layer_idx] if past_key_values is not None else None
+            if isinstance(layer, Seq2SeqAttentionSelfAttentionLayer):
+                hidden_states, self_weights, weights = layer(
+                    hidden_states,
+                    causal_mask,
+                    output_attentions,
+                    keys,
+                    values,
+                    encoder_attention_mask,
+                    layer_cache,
+                    use_cache,
+                )
+                if all_self_attentions is not None:
+                    all_self_attentions += (self_weights,)
+            else:
+                hidden_states, new_state, weights = layer(
+                    hidden_states,
+                    states[layer_idx],
+                    keys,
+                    values,
+                    encoder_attention_mask,
+                    fixed_context,
+                    output_attentions=output_attentions,
+                )
+                if use_cache:
+                    layer_cache.update_rnn_state(new_state, tgt_len)
+            if self.final_layer_norm is not None and layer_idx == len(self.layers) - 1:
+                hidden_states = self.final_layer_norm(hidden_states)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if all_cross_attentions is not None:
                 all_cross_attentions += (weights,)
-        return hidden_states, past_key_values if use_cache else None, all_hidden_states, all_cross_attentions
+        new_cache = past_key_values if use_cache else None
+        return hidden_states, new_cache, all_hidden_states, all_self_attentions, all_cross_attentions
 
 
 class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
@@ -779,8 +889,9 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
             cache: the same as `past_key_values`, under the name transformers 5.24 and later pass.
             output_attentions: return `cross_attentions`, `num_hidden_layers` tensors [batch, heads, tgt_len, src_len]
                 (None for `attention_type="none"`), and `encoder_attentions`, one [batch, heads, src_len, src_len]
-                tensor per encoder self-attention layer (None without one); `decoder_attentions` are None (the
-                decoder has RNN layers only).
+                tensor per encoder self-attention layer (None without one), and `decoder_attentions`, one [batch,
+                heads, tgt_len, past + tgt_len] tensor per decoder self-attention layer (None without one), causal:
+                zero above the diagonal. Entries run bottom to top over the self-attention layers only.
             output_hidden_states: return embeddings and every layer's output for encoder and decoder.
         """
         config = self.config
@@ -844,7 +955,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
         if use_cache and past_key_values is None:
             past_key_values = Seq2SeqAttentionCache(config.num_hidden_layers)
 
-        last_hidden_state, new_cache, decoder_hidden_states, cross_attentions = self.decoder(
+        last_hidden_state, new_cache, decoder_hidden_states, decoder_attentions, cross_attentions = self.decoder(
             decoder_inputs_embeds,
             encoder_hidden_states,
             encoder_attention_mask,
@@ -857,7 +968,7 @@ class Seq2SeqAttentionModel(Seq2SeqAttentionPreTrainedModel):
             last_hidden_state=last_hidden_state,
             **{CACHE_OUTPUT_FIELD: new_cache},
             decoder_hidden_states=decoder_hidden_states,
-            decoder_attentions=None,
+            decoder_attentions=decoder_attentions,
             cross_attentions=cross_attentions,
             encoder_last_hidden_state=encoder_hidden_states,
             encoder_hidden_states=encoder_outputs.hidden_states,
@@ -1014,7 +1125,7 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
             logits=logits,
             **{CACHE_OUTPUT_FIELD: getattr(outputs, CACHE_OUTPUT_FIELD)},
             decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=None,
+            decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,
             encoder_last_hidden_state=outputs.encoder_last_hidden_state,
             encoder_hidden_states=outputs.encoder_hidden_states,

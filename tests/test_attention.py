@@ -94,7 +94,7 @@ def test_self_attention_layer_matches_the_pre_norm_block_written_out(self_attent
             parameter.normal_(0, 0.5)
     _, states, mask = inputs()
     with torch.no_grad():
-        output, weights = layer(states, mask, output_attentions=True)
+        output, weights, cross_weights = layer(states, mask, output_attentions=True)
         normed = torch.nn.functional.layer_norm(
             states, (HIDDEN,), layer.self_attention_layer_norm.weight, layer.self_attention_layer_norm.bias
         )
@@ -106,9 +106,29 @@ def test_self_attention_layer_matches_the_pre_norm_block_written_out(self_attent
         hidden = torch.relu(normed @ layer.fc1.weight.T + layer.fc1.bias)
         expected_output = after_attention + hidden @ layer.fc2.weight.T + layer.fc2.bias
     assert layer.self_attention.attention_type == self_attention_type
+    assert cross_weights is None  # an encoder layer has no cross attention
     assert weights.shape == (BATCH, HEADS, SRC, SRC)
     torch.testing.assert_close(weights, expected_weights, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(output, expected_output, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+@pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot", "dot", "general"])
+def test_a_causal_mask_per_query_equals_attending_to_the_prefix_alone(attention_type, implementation):
+    """Decoder self-attention: query i with a [batch, tgt, src] mask reads exactly what keys 0..i alone give."""
+    attention = make_attention(attention_type, implementation)
+    _, states, _ = inputs()
+    causal = torch.ones(SRC, SRC, dtype=torch.bool).tril().expand(BATCH, SRC, SRC)
+    with torch.no_grad():
+        keys, values = attention.project_memory(states)
+        context, _ = attention(states, keys, values, causal)
+        for i in range(SRC):
+            prefix = torch.ones(BATCH, i + 1, dtype=torch.bool)
+            expected_context, expected_weights = reference(attention, states[:, i : i + 1], states[:, : i + 1], prefix)
+            torch.testing.assert_close(context[:, i : i + 1], expected_context, atol=1e-5, rtol=1e-4)
+        _, weights = attention(states, keys, values, causal, output_attentions=True)
+    assert (weights.triu(diagonal=1) == 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(BATCH, HEADS, SRC))
 
 
 @pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot", "dot", "general"])

@@ -47,6 +47,22 @@ def test_round_trip_through_auto_config(tmp_path):
         ({"num_hidden_layers": 0}, r"num_hidden_layers=0 must be a positive integer"),
         ({"dropout": 1.5}, r"dropout=1.5 must be in \[0, 1\)"),
         ({"word_dropout": 1.0}, r"word_dropout=1.0 must be in \[0, 1\)"),
+        (
+            {"num_hidden_layers": 2, "encoder_layer_types": ["rnn"]},
+            r"encoder_layer_types=\['rnn'\] has 1 entries; it needs one per layer, num_hidden_layers=2",
+        ),
+        (
+            {"num_hidden_layers": 1, "decoder_layer_types": ["lstm"]},
+            r"decoder_layer_types holds 'lstm', which is not one of rnn, self_attention",
+        ),
+        (
+            {"num_hidden_layers": 1, "encoder_layer_types": ["self_attention"], "self_attention_type": "none"},
+            r"self_attention_type='none' is not one of bahdanau, scaled_dot, dot, general",
+        ),
+        (
+            {"num_hidden_layers": 1, "attention_type": "none", "decoder_layer_types": ["self_attention"]},
+            r"decoder_layer_types=\['self_attention'\] with attention_type='none': a decoder self-attention layer",
+        ),
     ],
 )
 def test_bad_values_raise_value_error_naming_them(kwargs, message):

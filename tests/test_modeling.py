@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSeq2SeqLM
+from transformers.cache_utils import DynamicLayer
 
 from hf_attention import (
     ATTENTION_TYPES,
@@ -29,6 +30,12 @@ VOCAB, HIDDEN, LAYERS, HEADS = 40, 16, 2, 4
 ALL_VARIANTS = [(attention_type, rnn_type) for attention_type in ATTENTION_TYPES for rnn_type in ("gru", "lstm")]
 # Encoder layer mixes beside the all-RNN default: a Transformer encoder, a hybrid each way round.
 ENCODER_MIXES = [["self_attention", "self_attention"], ["self_attention", "rnn"], ["rnn", "self_attention"]]
+# Decoder layer mixes beside the all-RNN default: a Transformer decoder, a hybrid each way round.
+DECODER_MIXES = [["self_attention", "self_attention"], ["rnn", "self_attention"], ["self_attention", "rnn"]]
+# (encoder_layer_types, decoder_layer_types): the RNN model, each encoder mix, each decoder mix over self-attention.
+LAYER_MIXES = (
+    [(None, None)] + [(mix, None) for mix in ENCODER_MIXES] + [(ENCODER_MIXES[0], mix) for mix in DECODER_MIXES]
+)
 
 
 def make_model(attention_type="bahdanau", rnn_type="gru", **kwargs) -> Seq2SeqAttentionForConditionalGeneration:
@@ -104,9 +111,9 @@ def test_encoder_ignores_padding_on_either_side(rnn_type):
     torch.testing.assert_close(padded, expected)
 
 
-@pytest.mark.parametrize("encoder_layer_types", [None, *ENCODER_MIXES])
-def test_all_padding_source_gives_no_nan(encoder_layer_types):
-    model = make_model(encoder_layer_types=encoder_layer_types)
+@pytest.mark.parametrize(("encoder_layer_types", "decoder_layer_types"), LAYER_MIXES)
+def test_all_padding_source_gives_no_nan(encoder_layer_types, decoder_layer_types):
+    model = make_model(encoder_layer_types=encoder_layer_types, decoder_layer_types=decoder_layer_types)
     input_ids, attention_mask, labels = batch()
     attention_mask[0] = 0
     out = model(input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
@@ -118,9 +125,13 @@ def test_all_padding_source_gives_no_nan(encoder_layer_types):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("attention_type", ATTENTION_TYPES)
-def test_decoder_is_causal(attention_type):
-    model = make_model(attention_type)
+@pytest.mark.parametrize(
+    ("attention_type", "decoder_layer_types"),
+    [(name, None) for name in ATTENTION_TYPES]
+    + [(name, mix) for name in ("bahdanau", "dot") for mix in DECODER_MIXES],
+)
+def test_decoder_is_causal(attention_type, decoder_layer_types):
+    model = make_model(attention_type, decoder_layer_types=decoder_layer_types)
     input_ids, attention_mask, _ = batch()
     decoder_input_ids = torch.randint(3, VOCAB, (3, 6), generator=torch.Generator().manual_seed(2))
     changed = decoder_input_ids.clone()
@@ -131,9 +142,13 @@ def test_decoder_is_causal(attention_type):
     assert not torch.allclose(logits[:, 3:], logits_changed[:, 3:])
 
 
-@pytest.mark.parametrize(("attention_type", "rnn_type"), ALL_VARIANTS)
-def test_step_by_step_decoding_with_cache_equals_teacher_forcing(attention_type, rnn_type):
-    model = make_model(attention_type, rnn_type)
+@pytest.mark.parametrize(
+    ("attention_type", "rnn_type", "decoder_layer_types"),
+    [(*variant, None) for variant in ALL_VARIANTS]
+    + [(name, "lstm", mix) for name in ("bahdanau", "scaled_dot", "general") for mix in DECODER_MIXES],
+)
+def test_step_by_step_decoding_with_cache_equals_teacher_forcing(attention_type, rnn_type, decoder_layer_types):
+    model = make_model(attention_type, rnn_type, decoder_layer_types=decoder_layer_types)
     input_ids, attention_mask, _ = batch()
     decoder_input_ids = torch.randint(3, VOCAB, (3, 6), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
@@ -145,7 +160,7 @@ def test_step_by_step_decoding_with_cache_equals_teacher_forcing(attention_type,
             output_attentions=True,
         )
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
-        cache, step_logits, step_attentions = None, [], []
+        cache, step_logits, step_attentions, step_self_attentions = None, [], [], []
         for position in range(6):
             out = model(
                 encoder_outputs=encoder_outputs,
@@ -158,12 +173,23 @@ def test_step_by_step_decoding_with_cache_equals_teacher_forcing(attention_type,
             cache = out.past_key_values
             step_logits.append(out.logits)
             step_attentions.append(out.cross_attentions)
+            step_self_attentions.append(out.decoder_attentions)
     assert isinstance(cache, Seq2SeqAttentionCache) and cache.get_seq_length() == 6
     torch.testing.assert_close(torch.cat(step_logits, dim=1), full.logits, atol=1e-5, rtol=1e-5)
     if attention_type != "none":
         for layer in range(LAYERS):
             stepped = torch.cat([step[layer] for step in step_attentions], dim=2)
             torch.testing.assert_close(stepped, full.cross_attentions[layer], atol=1e-5, rtol=1e-5)
+    if decoder_layer_types is None:
+        assert full.decoder_attentions is None and all(step is None for step in step_self_attentions)
+        return
+    # Step t attends to the t + 1 positions so far: row t of the teacher-forced weights, which are 0 beyond it.
+    assert len(full.decoder_attentions) == decoder_layer_types.count("self_attention")
+    for index, weights in enumerate(full.decoder_attentions):
+        assert weights.shape == (3, HEADS, 6, 6) and torch.all(weights.triu(diagonal=1) == 0)
+        for position, step in enumerate(step_self_attentions):
+            assert step[index].shape == (3, HEADS, 1, position + 1)
+            torch.testing.assert_close(step[index][:, :, 0], weights[:, :, position, : position + 1])
 
 
 def test_training_runs_each_rnn_once_per_layer_not_once_per_position():
@@ -207,11 +233,25 @@ def test_loss_with_num_items_in_batch_adds_up_across_processes():
     torch.testing.assert_close(halves[0] + halves[1], full)
 
 
-@pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot", "none"])
+@pytest.mark.parametrize(
+    ("attention_type", "encoder_layer_types", "decoder_layer_types"),
+    [
+        (name, *layers)
+        for name in ("bahdanau", "scaled_dot", "none")
+        for layers in LAYER_MIXES
+        if name != "none" or layers[1] is None  # a self-attention decoder layer needs cross attention
+    ],
+)
 @pytest.mark.parametrize("num_beams", [1, 4])
-@pytest.mark.parametrize("encoder_layer_types", [None, *ENCODER_MIXES])
-def test_generate_with_and_without_cache_give_the_same_tokens(attention_type, num_beams, encoder_layer_types):
-    model = make_model(attention_type, encoder_layer_types=encoder_layer_types, self_attention_type="scaled_dot")
+def test_generate_with_and_without_cache_give_the_same_tokens(
+    attention_type, num_beams, encoder_layer_types, decoder_layer_types
+):
+    model = make_model(
+        attention_type,
+        encoder_layer_types=encoder_layer_types,
+        decoder_layer_types=decoder_layer_types,
+        self_attention_type="scaled_dot",
+    )
     input_ids, attention_mask, _ = batch()
     kwargs = dict(attention_mask=attention_mask, num_beams=num_beams, max_new_tokens=8, min_new_tokens=8)
     with_cache = model.generate(input_ids, use_cache=True, **kwargs)
@@ -273,6 +313,35 @@ def test_cache_reorders_selects_and_repeats_along_the_batch():
         cache.crop(-1)
 
 
+def test_cache_holds_the_growing_self_attention_keys_and_reorders_them():
+    model = make_model("bahdanau", "lstm", decoder_layer_types=["self_attention", "rnn"])
+    input_ids, attention_mask, _ = batch()
+    with torch.no_grad():
+        out = model(input_ids, attention_mask=attention_mask, decoder_input_ids=torch.ones(3, 2, dtype=torch.long))
+        out = model(
+            input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=torch.full((3, 1), 5),
+            past_key_values=out.past_key_values,
+        )
+    cache = out.past_key_values
+    self_attention_layer, rnn_layer = cache.layers
+    assert cache.get_seq_length() == 3 and self_attention_layer.rnn_state is None
+    assert isinstance(self_attention_layer.self_attention, DynamicLayer) and rnn_layer.self_attention is None
+    head_dim = HIDDEN // HEADS
+    assert self_attention_layer.self_attention.keys.shape == (3, HEADS, 3, head_dim)
+    assert self_attention_layer.keys.shape == (3, HEADS, 7, head_dim) and rnn_layer.rnn_state.shape == (3, 2, HIDDEN)
+    keys, values = self_attention_layer.self_attention.keys.clone(), self_attention_layer.self_attention.values.clone()
+    state = rnn_layer.rnn_state.clone()
+    cache.reorder_cache(torch.tensor([2, 0, 0]))
+    assert torch.equal(self_attention_layer.self_attention.keys, keys[[2, 0, 0]])
+    assert torch.equal(self_attention_layer.self_attention.values, values[[2, 0, 0]])
+    assert torch.equal(rnn_layer.rnn_state, state[[2, 0, 0]])
+    cache.batch_repeat_interleave(2)
+    assert torch.equal(self_attention_layer.self_attention.keys, keys[[2, 2, 0, 0, 0, 0]])
+    assert self_attention_layer.batch_size == 6
+
+
 @pytest.mark.parametrize("tie_word_embeddings", [True, False])
 def test_save_and_load_round_trip(tmp_path, tie_word_embeddings):
     model = make_model("general", tie_word_embeddings=tie_word_embeddings)
@@ -288,9 +357,12 @@ def test_save_and_load_round_trip(tmp_path, tie_word_embeddings):
     assert type(base) is Seq2SeqAttentionModel
 
 
-@pytest.mark.parametrize("encoder_layer_types", [None, ["self_attention", "rnn"]])
-def test_trust_remote_code_loads_without_the_package(tmp_path, encoder_layer_types):
-    model = make_model("bahdanau", encoder_layer_types=encoder_layer_types)
+@pytest.mark.parametrize(
+    ("encoder_layer_types", "decoder_layer_types"),
+    [(None, None), (["self_attention", "rnn"], None), (["self_attention"] * 2, ["self_attention"] * 2)],
+)
+def test_trust_remote_code_loads_without_the_package(tmp_path, encoder_layer_types, decoder_layer_types):
+    model = make_model("bahdanau", encoder_layer_types=encoder_layer_types, decoder_layer_types=decoder_layer_types)
     model.save_pretrained(tmp_path)
     for name in (
         "modeling_seq2seq_attention.py",
@@ -822,23 +894,34 @@ def test_a_self_attention_encoder_sees_word_order():
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
-def test_generate_returns_the_encoder_self_attention(num_beams):
-    model = make_model(encoder_layer_types=["self_attention", "rnn"])
+def test_generate_returns_the_self_attention_of_encoder_and_decoder(num_beams):
+    model = make_model(encoder_layer_types=["self_attention", "rnn"], decoder_layer_types=["rnn", "self_attention"])
     input_ids, attention_mask, _ = batch()
     output = model.generate(
         input_ids,
         attention_mask=attention_mask,
         num_beams=num_beams,
         max_new_tokens=4,
+        min_new_tokens=4,
         return_dict_in_generate=True,
         output_attentions=True,
     )
-    expected = model(
-        input_ids, attention_mask=attention_mask, decoder_input_ids=input_ids[:, :1], output_attentions=True
-    )
+    # generate encodes the batch once, before it is expanded to the beams.
+    encoder = model.get_encoder()(input_ids, attention_mask=attention_mask, output_attentions=True)
     assert len(output.encoder_attentions) == 1
-    torch.testing.assert_close(output.encoder_attentions[0], expected.encoder_attentions[0])
-    assert make_model()(input_ids, decoder_input_ids=input_ids, output_attentions=True).encoder_attentions is None
+    torch.testing.assert_close(output.encoder_attentions[0], encoder.attentions[0])
+    expected = model(
+        input_ids, attention_mask=attention_mask, decoder_input_ids=output.sequences[:, :-1], output_attentions=True
+    )
+    # The decoder's: one tuple per generated step, one entry per self-attention layer, over the tokens so far.
+    assert len(output.decoder_attentions) == 4
+    for step, weights in enumerate(output.decoder_attentions):
+        assert len(weights) == 1 and weights[0].shape == (3 * num_beams, HEADS, 1, step + 1)
+        torch.testing.assert_close(weights[0].sum(-1), torch.ones(3 * num_beams, HEADS, 1))
+        if num_beams == 1:  # beams reorder between steps; the greedy path is one teacher-forced pass
+            torch.testing.assert_close(weights[0][:, :, 0], expected.decoder_attentions[0][:, :, step, : step + 1])
+    rnn_output = make_model()(input_ids, decoder_input_ids=input_ids, output_attentions=True)
+    assert rnn_output.encoder_attentions is None and rnn_output.decoder_attentions is None
 
 
 def test_configs_without_layer_types_load_as_the_rnn_model(tmp_path):
