@@ -1,6 +1,6 @@
 """transformers' own generic model tests (ModelTesterMixin, GenerationTesterMixin, ConfigTester) run against this
-package's models, for the `"bahdanau"` and `"scaled_dot"` attention types, with the RNN encoder and with a
-self-attention encoder.
+package's models, for the `"bahdanau"` and `"scaled_dot"` attention types, with three layer mixes: RNN layers on both
+sides, a self-attention encoder under the RNN decoder, and self-attention on both sides (a Transformer).
 
 The upstream test files are not part of this repository: they are read from `HF_TESTS_DIR` (default: beside the
 repository, `../shared/hf_tests_<major>.<minor>` matching the installed transformers, else `../shared/hf_tests` when
@@ -12,8 +12,9 @@ What is adapted, and why:
   them, so each test runs with the two class names listed there (`unittest.mock.patch.dict`).
 - The cache is not a key/value cache (see `cache_seq2seq_attention.py`): `_check_past_key_values_for_generate` and
   `_check_caches_are_equal`, the hooks the mixin asks non-standard caches to overwrite, check our cache instead.
-- The decoder has no self-attention: the attention-shape checks look at `cross_attentions`, at `encoder_attentions`
-  where the encoder has self-attention layers, and require the absent ones to be None (`test_attention_outputs`,
+- Only self-attention layers return self-attention weights, and every decoder layer cross-attends: the
+  attention-shape checks count `encoder_attentions` and `decoder_attentions` per self-attention layer, require them
+  to be None for an all-RNN stack, and look at `cross_attentions` per decoder layer (`test_attention_outputs`,
   `_check_encoder_attention_for_generate` and `_check_attentions_for_generate`).
 Every test that is skipped outright is listed in `SKIPPED` with its reason.
 """
@@ -109,6 +110,7 @@ class Seq2SeqAttentionModelTester:
         parent,
         attention_type: str,
         encoder_layer_types=None,
+        decoder_layer_types=None,
         batch_size=13,
         seq_length=7,
         vocab_size=99,
@@ -117,6 +119,7 @@ class Seq2SeqAttentionModelTester:
         self.parent = parent
         self.attention_type = attention_type
         self.encoder_layer_types = encoder_layer_types
+        self.decoder_layer_types = decoder_layer_types
         self.batch_size = batch_size
         self.seq_length = seq_length
         self.encoder_seq_length = seq_length
@@ -140,6 +143,7 @@ class Seq2SeqAttentionModelTester:
             num_attention_heads=self.num_attention_heads,
             attention_type=self.attention_type,
             encoder_layer_types=self.encoder_layer_types,
+            decoder_layer_types=self.decoder_layer_types,
             intermediate_size=32,
             dropout=0.1,
             pad_token_id=self.pad_token_id,
@@ -176,12 +180,15 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
     test_torch_exportable = False
     attention_type: str = ""
     encoder_layer_types: list[str] | None = None  # None: RNN layers
+    decoder_layer_types: list[str] | None = None
 
     def setUp(self):
         for pattern, reason in SKIPPED.items():
             if fnmatch.fnmatch(self._testMethodName, pattern):
                 self.skipTest(reason)
-        self.model_tester = Seq2SeqAttentionModelTester(self, self.attention_type, self.encoder_layer_types)
+        self.model_tester = Seq2SeqAttentionModelTester(
+            self, self.attention_type, self.encoder_layer_types, self.decoder_layer_types
+        )
         self.config_tester = ConfigTester(self, config_class=Seq2SeqAttentionConfig, hidden_size=16)
         # List the plugin classes where transformers lists its native models, for the duration of the test.
         from transformers.models.auto import modeling_auto
@@ -205,8 +212,17 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
         self.assertEqual(past_key_values.get_seq_length(), seq_length)
         num_states = 2 if config.rnn_type == "lstm" else 1
         head_dim = config.hidden_size // config.num_attention_heads
-        for layer in past_key_values.layers:
-            self.assertEqual(layer.rnn_state.shape, (batch_size, num_states, config.hidden_size))
+        # The mixin may pass `config.get_text_config(decoder=True)`, which renames `decoder_layer_types` `layer_types`.
+        layer_types = getattr(config, "layer_types", None) or config.decoder_layer_types
+        for layer, layer_type in zip(past_key_values.layers, layer_types, strict=True):
+            if layer_type == "rnn":
+                self.assertEqual(layer.rnn_state.shape, (batch_size, num_states, config.hidden_size))
+                self.assertIsNone(layer.self_attention)
+            else:  # the keys and values of every target token so far
+                self.assertIsNone(layer.rnn_state)
+                expected = (batch_size, config.num_attention_heads, seq_length, head_dim)
+                self.assertEqual(layer.self_attention.keys.shape, expected)
+                self.assertEqual(layer.self_attention.values.shape, expected)
             self.assertEqual(layer.keys.shape[:2], (batch_size, config.num_attention_heads))
             self.assertEqual(layer.keys.shape[-1], head_dim)
             self.assertEqual(layer.values.shape, layer.keys.shape)
@@ -217,7 +233,13 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
         for layer1, layer2 in zip(cache1.layers, cache2.layers, strict=True):
             torch.testing.assert_close(layer1.keys, layer2.keys)
             torch.testing.assert_close(layer1.values, layer2.values)
-            torch.testing.assert_close(layer1.rnn_state, layer2.rnn_state)
+            self.assertEqual(layer1.rnn_state is None, layer2.rnn_state is None)
+            if layer1.rnn_state is not None:
+                torch.testing.assert_close(layer1.rnn_state, layer2.rnn_state)
+            self.assertEqual(layer1.self_attention is None, layer2.self_attention is None)
+            if layer1.self_attention is not None:
+                torch.testing.assert_close(layer1.self_attention.keys, layer2.self_attention.keys)
+                torch.testing.assert_close(layer1.self_attention.values, layer2.self_attention.values)
 
     def _check_encoder_attention_for_generate(self, attentions, batch_size, config, prompt_length):
         if "self_attention" in config.encoder_layer_types:
@@ -230,10 +252,18 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
     def _check_attentions_for_generate(
         self, batch_size, attentions, prompt_length, output_length, config, decoder_past_key_values
     ):
-        # `attentions` are the decoder self-attentions, which this model does not have: one None per step.
+        # `attentions` are the decoder self-attentions: per step, one tensor per self-attention layer, or None.
         self.assertIsInstance(attentions, tuple)
         self.assertEqual(len(attentions), output_length - prompt_length)
-        self.assertTrue(all(step is None for step in attentions))
+        self_attention_layers = config.decoder_layer_types.count("self_attention")
+        if self_attention_layers == 0:
+            self.assertTrue(all(step is None for step in attentions))
+            return
+        use_cache = decoder_past_key_values is not None
+        for generated, step in enumerate(attentions):
+            new_tokens = 1 if use_cache and generated > 0 else prompt_length + generated
+            expected = (batch_size, config.num_attention_heads, new_tokens, prompt_length + generated)
+            self.assertEqual([weights.shape for weights in step], [expected] * self_attention_layers)
 
     def _check_generate_outputs(self, output, config, use_cache=False, num_return_sequences=1, num_beams=1):
         super()._check_generate_outputs(output, config, use_cache, num_return_sequences, num_beams)
@@ -253,7 +283,7 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
                     (internal_batch, config.num_attention_heads, new_tokens, self.model_tester.encoder_seq_length),
                 )
 
-    # --- tests rewritten for a model whose only attention is cross attention -------------------------------------
+    # --- tests rewritten for a model whose self-attention weights come from its self-attention layers only -------
 
     def test_attention_outputs(self):
         config, inputs_dict = self.model_tester.prepare_config_and_inputs_for_common()
@@ -269,7 +299,17 @@ class _Seq2SeqAttentionUpstreamTest(ModelTesterMixin, GenerationTesterMixin):
                 model = model_class._from_config(run_config, attn_implementation="eager").eval()
                 with torch.no_grad():
                     outputs = model(**kwargs)
-                self.assertIsNone(outputs.decoder_attentions)
+                decoder_self_attention_layers = run_config.decoder_layer_types.count("self_attention")
+                if decoder_self_attention_layers == 0:
+                    self.assertIsNone(outputs.decoder_attentions)
+                else:
+                    self.assertEqual(len(outputs.decoder_attentions), decoder_self_attention_layers)
+                for weights in outputs.decoder_attentions or ():
+                    length = tester.decoder_seq_length
+                    self.assertEqual(weights.shape, (tester.batch_size, tester.num_attention_heads, length, length))
+                    # Causal: no target position attends to a later one.
+                    self.assertTrue(torch.all(weights.triu(diagonal=1) == 0))
+                    torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
                 self_attention_layers = run_config.encoder_layer_types.count("self_attention")
                 if self_attention_layers == 0:
                     self.assertIsNone(outputs.encoder_attentions)
@@ -327,6 +367,18 @@ class BahdanauSelfAttentionEncoderUpstreamTest(_Seq2SeqAttentionUpstreamTest, un
 class ScaledDotSelfAttentionEncoderUpstreamTest(_Seq2SeqAttentionUpstreamTest, unittest.TestCase):
     attention_type = "scaled_dot"
     encoder_layer_types = ["self_attention", "self_attention"]
+
+
+class BahdanauTransformerUpstreamTest(_Seq2SeqAttentionUpstreamTest, unittest.TestCase):
+    attention_type = "bahdanau"
+    encoder_layer_types = ["self_attention", "self_attention"]
+    decoder_layer_types = ["self_attention", "self_attention"]
+
+
+class ScaledDotTransformerUpstreamTest(_Seq2SeqAttentionUpstreamTest, unittest.TestCase):
+    attention_type = "scaled_dot"
+    encoder_layer_types = ["self_attention", "self_attention"]
+    decoder_layer_types = ["self_attention", "self_attention"]
 
 
 def test_upstream_folder_is_the_installed_version():
