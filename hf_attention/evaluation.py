@@ -16,7 +16,7 @@ import torch
 
 from .arguments import DataArguments
 from .metrics import load_translation_metric
-from .translation import align, plot_alignment, plot_self_attention, translate
+from .translation import align, plot_alignment, plot_self_attentions, translate
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +166,10 @@ def draw_heatmaps(
     model, tokenizer, sentences: Sequence[str], folder: str | Path, prefix: str, layer: int = -1, title_prefix=""
 ) -> list[dict]:
     """Translate each sentence and draw its cross attention (one panel per head and their average) into
-    `folder/{prefix}{index}.png`, and each encoder self-attention layer k into
-    `folder/{prefix}{index}_encoder_self_attention_{k}.png`; returns `{"sentence", "translation", "path",
+    `folder/{prefix}{index}.png`, and each self-attention layer k of the encoder or decoder into
+    `folder/{prefix}{index}_{encoder|decoder}_self_attention_{k}.png`; returns `{"sentence", "translation", "path",
     "self_attention_paths"}` per sentence (`path` None for `attention_type="none"`, which has no cross attention)."""
-    has_self_attention = "self_attention" in model.config.encoder_layer_types
+    has_self_attention = "self_attention" in model.config.encoder_layer_types + model.config.decoder_layer_types
     heatmaps = []
     for index, sentence in enumerate(sentences):
         if model.config.attention_type == "none" and not has_self_attention:
@@ -180,28 +180,14 @@ def draw_heatmaps(
             continue
         alignment = align(model, tokenizer, sentence)
         title = f"{title_prefix}{sentence}\n-> {alignment.translation}"
-        path = None
-        if alignment.weights is not None:
-            path = str(plot_alignment(alignment, Path(folder) / f"{prefix}{index}.png", layer, title))
-        self_attention_layers = (
-            0 if alignment.encoder_self_attention is None else len(alignment.encoder_self_attention)
-        )
-        self_attention_paths = [
-            str(
-                plot_self_attention(
-                    alignment,
-                    Path(folder) / f"{prefix}{index}_encoder_self_attention_{k}.png",
-                    k,
-                    f"{title}\nencoder self-attention {k}",
-                )
-            )
-            for k in range(self_attention_layers)
-        ]
+        path = Path(folder) / f"{prefix}{index}.png"
+        cross_path = None if alignment.weights is None else str(plot_alignment(alignment, path, layer, title))
+        self_attention_paths = [str(figure) for figure in plot_self_attentions(alignment, path, title)]
         heatmaps.append(
             {
                 "sentence": sentence,
                 "translation": alignment.translation,
-                "path": path,
+                "path": cross_path,
                 "self_attention_paths": self_attention_paths,
             }
         )

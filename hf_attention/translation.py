@@ -120,6 +120,8 @@ class Alignment:
         source tokens. None for `attention_type="none"`.
     encoder_self_attention: [self-attention layers, heads, src_len, src_len], the encoder's self-attention layers
         bottom to top (row i: the weights source token i gave every source token); None for an RNN encoder.
+    decoder_self_attention: [self-attention layers, heads, tgt_len, tgt_len], the same for the decoder's layers,
+        causal (row i: the weights target token i gave target tokens 0..i); None for an RNN decoder.
     """
 
     source_tokens: list[str]
@@ -127,6 +129,7 @@ class Alignment:
     weights: torch.Tensor | None
     translation: str
     encoder_self_attention: torch.Tensor | None = None
+    decoder_self_attention: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -138,7 +141,8 @@ def align(model, tokenizer, sentence: str, target: str | None = None, **generate
     A `sentence` longer than `tokenizer.model_max_length` tokens is truncated, with a warning as in `translate`.
     """
     config = model.config
-    has_self_attention = "self_attention" in getattr(config, "encoder_layer_types", ())
+    layer_types = [*getattr(config, "encoder_layer_types", ()), *getattr(config, "decoder_layer_types", ())]
+    has_self_attention = "self_attention" in layer_types
     if getattr(config, "attention_type", None) == "none" and not has_self_attention:
         raise ValueError("attention_type='none' has no attention weights to align with")
     check_generation_settings(generate_kwargs)
@@ -163,6 +167,7 @@ def align(model, tokenizer, sentence: str, target: str | None = None, **generate
         weights=first_row_of_each(outputs.cross_attentions),
         translation=tokenizer.decode(labels, skip_special_tokens=True),
         encoder_self_attention=first_row_of_each(outputs.encoder_attentions),
+        decoder_self_attention=first_row_of_each(outputs.decoder_attentions),
     )
 
 
@@ -180,26 +185,42 @@ def plot_alignment(alignment: Alignment, path: str | Path, layer: int = -1, titl
     )
 
 
-def plot_self_attention(alignment: Alignment, path: str | Path, index: int, title: str | None = None) -> Path:
-    """Heatmap of the encoder's `index`-th self-attention layer (counted from 0 among the self-attention layers), one
-    panel per head plus their average: the source tokens on both axes, the queries on the y axis."""
-    if alignment.encoder_self_attention is None:
-        raise ValueError("this model's encoder has no self-attention layer to plot")
-    return plot_attention(
-        alignment.encoder_self_attention[index],
-        alignment.source_tokens,
-        alignment.source_tokens,
-        path,
-        title=title or alignment.translation,
-    )
+def plot_self_attention(
+    alignment: Alignment, path: str | Path, index: int, stack: str = "encoder", title: str | None = None
+) -> Path:
+    """Heatmap of the `index`-th self-attention layer (counted from 0 among the self-attention layers) of the
+    `stack` ("encoder": source x source, "decoder": target x target), one panel per head plus their average, the
+    queries on the y axis."""
+    if stack not in ("encoder", "decoder"):
+        raise ValueError(f"stack={stack!r}: use 'encoder' or 'decoder'")
+    weights = alignment.encoder_self_attention if stack == "encoder" else alignment.decoder_self_attention
+    if weights is None:
+        raise ValueError(f"this model's {stack} has no self-attention layer to plot")
+    tokens = alignment.source_tokens if stack == "encoder" else alignment.target_tokens
+    return plot_attention(weights[index], tokens, tokens, path, title=title or alignment.translation)
+
+
+def plot_self_attentions(alignment: Alignment, path: str | Path, title: str | None = None) -> list[Path]:
+    """One figure per self-attention layer of either stack, beside `path`: `<stem>_encoder_self_attention_<k><suffix>`
+    and `<stem>_decoder_self_attention_<k><suffix>`, k counted from 0 among that stack's self-attention layers."""
+    path = Path(path)
+    title = title or alignment.translation
+    paths = []
+    stacks = {"encoder": alignment.encoder_self_attention, "decoder": alignment.decoder_self_attention}
+    for stack, weights in stacks.items():
+        for index in range(0 if weights is None else len(weights)):
+            layer_path = path.with_name(f"{path.stem}_{stack}_self_attention_{index}{path.suffix}")
+            layer_title = f"{title}\n{stack} self-attention {index}"
+            paths.append(plot_self_attention(alignment, layer_path, index, stack, layer_title))
+    return paths
 
 
 def plot_alignments(alignment: Alignment, path: str | Path, title: str | None = None) -> list[Path]:
     """Every attention of the sentence, one figure per layer: the cross attention of each decoder layer (source x
-    target) and the self-attention of each encoder self-attention layer (source x source).
+    target), then the self-attention layers of the encoder (source x source) and of the decoder (target x target).
 
     `path` names the top decoder layer's cross attention; the other figures sit beside it, named after their
-    layer (`<stem>_cross_layer<l><suffix>`, `<stem>_encoder_self_attention_<k><suffix>`, counted from 0).
+    layer (`<stem>_cross_layer<l><suffix>`, and those of `plot_self_attentions`), counted from 0.
     """
     path = Path(path)
     title = title or alignment.translation
@@ -209,11 +230,7 @@ def plot_alignments(alignment: Alignment, path: str | Path, title: str | None = 
         for layer in range(top + 1):
             layer_path = path if layer == top else path.with_name(f"{path.stem}_cross_layer{layer}{path.suffix}")
             paths.append(plot_alignment(alignment, layer_path, layer, f"{title}\ncross attention, layer {layer}"))
-    self_attention_layers = 0 if alignment.encoder_self_attention is None else len(alignment.encoder_self_attention)
-    for index in range(self_attention_layers):
-        layer_path = path.with_name(f"{path.stem}_encoder_self_attention_{index}{path.suffix}")
-        paths.append(plot_self_attention(alignment, layer_path, index, f"{title}\nencoder self-attention {index}"))
-    return paths
+    return paths + plot_self_attentions(alignment, path, title)
 
 
 __all__ = [
@@ -224,6 +241,7 @@ __all__ = [
     "plot_alignment",
     "plot_alignments",
     "plot_self_attention",
+    "plot_self_attentions",
     "translate",
     "warn_about_truncation",
 ]

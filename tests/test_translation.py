@@ -14,8 +14,17 @@ import torch
 from transformers import pipeline
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
+from hf_attention.evaluation import draw_heatmaps
 from hf_attention.tokenization import train_tokenizer
-from hf_attention.translation import align, batched, plot_alignment, plot_alignments, quantize_int8, translate
+from hf_attention.translation import (
+    align,
+    batched,
+    plot_alignment,
+    plot_alignments,
+    plot_self_attention,
+    quantize_int8,
+    translate,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = ["Ich gehe nach Hause.", "Wie geht es dir?", "Das ist gut.", "Er geht heim!", "Ja."]
@@ -64,27 +73,42 @@ def test_align_gives_the_weights_of_the_generated_translation(checkpoint, tmp_pa
     assert path.stat().st_size > 0
 
 
-def test_align_and_its_figures_cover_the_encoder_self_attention(checkpoint, tmp_path):
+def test_align_and_its_figures_cover_the_self_attention_of_both_stacks(checkpoint, tmp_path):
     _, _, tokenizer = checkpoint
     torch.manual_seed(0)
     config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, encoder_layer_types=["self_attention", "rnn"])  # fmt: skip
+                                    num_attention_heads=2, encoder_layer_types=["self_attention", "rnn"],
+                                    decoder_layer_types=["rnn", "self_attention"])  # fmt: skip
     model = Seq2SeqAttentionForConditionalGeneration(config).eval()
     model.generation_config.max_length = 8
     alignment = align(model, tokenizer, SENTENCES[1])
     inputs = tokenizer(SENTENCES[1:2], return_tensors="pt")
-    expected = model.get_encoder()(**inputs, output_attentions=True).attentions
-    src_len = len(alignment.source_tokens)
+    labels = torch.tensor([tokenizer.convert_tokens_to_ids(alignment.target_tokens)])
+    expected = model(**inputs, labels=labels, output_attentions=True)
+    src_len, tgt_len = len(alignment.source_tokens), len(alignment.target_tokens)
     assert alignment.encoder_self_attention.shape == (1, 2, src_len, src_len)
-    torch.testing.assert_close(alignment.encoder_self_attention[0], expected[0][0])
+    torch.testing.assert_close(alignment.encoder_self_attention[0], expected.encoder_attentions[0][0])
+    assert alignment.decoder_self_attention.shape == (1, 2, tgt_len, tgt_len)
+    torch.testing.assert_close(alignment.decoder_self_attention[0], expected.decoder_attentions[0][0])
+    assert (alignment.decoder_self_attention.triu(diagonal=1) == 0).all()  # causal
     paths = plot_alignments(alignment, tmp_path / "attention.png")
-    names = ["attention_cross_layer0.png", "attention.png", "attention_encoder_self_attention_0.png"]
+    names = ["attention_cross_layer0.png", "attention.png", "attention_encoder_self_attention_0.png",
+             "attention_decoder_self_attention_0.png"]  # fmt: skip
     assert [path.name for path in paths] == names
     assert all(path.stat().st_size > 0 for path in paths)
+    heatmaps = draw_heatmaps(model, tokenizer, SENTENCES[1:2], tmp_path, "example_")
+    assert [Path(path).name for path in heatmaps[0]["self_attention_paths"]] == [
+        "example_0_encoder_self_attention_0.png",
+        "example_0_decoder_self_attention_0.png",
+    ]
+    with pytest.raises(ValueError, match="stack='target': use 'encoder' or 'decoder'"):
+        plot_self_attention(alignment, tmp_path / "x.png", 0, stack="target")
 
     _, rnn_model, _ = checkpoint
     rnn_alignment = align(rnn_model, tokenizer, SENTENCES[1])
-    assert rnn_alignment.encoder_self_attention is None
+    assert rnn_alignment.encoder_self_attention is None and rnn_alignment.decoder_self_attention is None
+    with pytest.raises(ValueError, match="decoder has no self-attention layer"):
+        plot_self_attention(rnn_alignment, tmp_path / "x.png", 0, stack="decoder")
     assert [path.name for path in plot_alignments(rnn_alignment, tmp_path / "rnn.png")] == [
         "rnn_cross_layer0.png",
         "rnn.png",
