@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from transformers import GenerationConfig
 
 from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
@@ -22,11 +23,18 @@ def test_length_penalty_is_set_when_given_and_kept_otherwise(tmp_path):
     assert chosen.length_penalty == 1.2
 
 
-def test_the_hybrid_preset_builds_a_self_attention_encoder_of_the_base_size(tmp_path):
-    """configs/hybrid.yaml's layer types reach the model, at the base preset's parameter count (within 10%)."""
+@pytest.mark.parametrize(
+    ("preset", "encoder_layer_types", "decoder_layer_types"),
+    [("hybrid.yaml", ["self_attention"], ["rnn"]), ("transformer.yaml", ["self_attention"], ["self_attention"])],
+)
+def test_the_self_attention_presets_build_their_layers_at_the_base_size(
+    tmp_path, preset, encoder_layer_types, decoder_layer_types
+):
+    """configs/hybrid.yaml and configs/transformer.yaml: their layer types reach the model, at the base preset's
+    parameter count (within 10%)."""
     tokenizer = train_tokenizer(["ein kleiner satz", "a small sentence"] * 50, vocab_size=200, model_max_length=64)
     sizes = {}
-    for presets in (["base.yaml"], ["base.yaml", "hybrid.yaml"]):
+    for presets in (["base.yaml"], ["base.yaml", preset]):
         model_args, _, _ = parse_arguments(
             (ModelArguments, DataArguments, TranslationTrainingArguments),
             [
@@ -42,7 +50,10 @@ def test_the_hybrid_preset_builds_a_self_attention_encoder_of_the_base_size(tmp_
         embedding_parameters = model.get_input_embeddings().weight.numel()
         # Sized as the default 4000-word vocabulary would make it; this tokenizer is smaller.
         sizes[presets[-1]] = model.num_parameters() - embedding_parameters + 4000 * model.config.hidden_size
-        layers = model.model.encoder.layers
-    assert model.config.encoder_layer_types == ["self_attention"] and model.config.self_attention_type == "bahdanau"
-    assert type(layers[0]).__name__ == "Seq2SeqAttentionSelfAttentionLayer"
-    assert abs(sizes["hybrid.yaml"] / sizes["base.yaml"] - 1) < 0.1
+    config = model.config
+    assert (config.encoder_layer_types, config.decoder_layer_types) == (encoder_layer_types, decoder_layer_types)
+    assert config.self_attention_type == "bahdanau"
+    assert type(model.model.encoder.layers[0]).__name__ == "Seq2SeqAttentionSelfAttentionLayer"
+    decoder_layer = type(model.model.decoder.layers[0]).__name__
+    assert (decoder_layer == "Seq2SeqAttentionSelfAttentionLayer") == (decoder_layer_types == ["self_attention"])
+    assert abs(sizes[preset] / sizes["base.yaml"] - 1) < 0.1
