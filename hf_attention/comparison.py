@@ -28,8 +28,9 @@ from .translation import translate
 logger = logging.getLogger(__name__)
 
 COMPARED_ATTENTION_TYPES = ("none", "bahdanau", "scaled_dot")
-# An encoder of RNN layers only (the default), or of self-attention layers only.
-ENCODER_TYPES = ("rnn", "self_attention")
+# RNN layers on both sides (the default), self-attention encoder layers under the RNN decoder (the hybrid), or
+# self-attention layers on both sides (a Transformer).
+ENCODER_TYPES = ("rnn", "self_attention", "transformer")
 REPORT_NAME = "length_comparison.json"
 
 
@@ -44,14 +45,15 @@ class ComparisonArguments:
     encoder_types: list[str] = field(
         default_factory=lambda: ["rnn"],
         metadata={
-            "help": "rnn and/or self_attention: every encoder layer of that kind, each with every attention type"
+            "help": "rnn, self_attention (a self-attention encoder under the RNN decoder) and/or transformer "
+            "(self-attention in encoder and decoder), each with every attention type"
         },
     )
     checkpoints: list[str] = field(
         default_factory=list,
         metadata={
             "help": "NAME=DIR pairs: reuse these trained checkpoints instead of training, e.g. none=outputs/x or "
-            "bahdanau-self_attention=outputs/y (NAME: the attention type, plus -self_attention for that encoder)"
+            "bahdanau-self_attention=outputs/y (NAME: the attention type, plus -self_attention or -transformer)"
         },
     )
     bucket_edges: list[int] = field(
@@ -73,15 +75,19 @@ class ComparisonArguments:
 
 def model_name(attention_type: str, encoder_type: str) -> str:
     """The name of a compared model in the report and its file names: the attention type, plus the encoder type
-    when that is not the RNN encoder (`bahdanau`, `bahdanau-self_attention`)."""
+    when that is not the RNN encoder (`bahdanau`, `bahdanau-self_attention`, `bahdanau-transformer`)."""
     return attention_type if encoder_type == "rnn" else f"{attention_type}-{encoder_type}"
 
 
 def encoder_type_of(config: dict) -> str | None:
-    """`"rnn"` or `"self_attention"` for a saved config whose encoder layers are all of that kind (configs saved
-    before layer types existed are RNN encoders), None for a mix."""
-    layer_types = set(config.get("encoder_layer_types") or ["rnn"])
-    return layer_types.pop() if len(layer_types) == 1 else None
+    """The entry of `ENCODER_TYPES` a saved config is: `"rnn"` (RNN layers only; configs saved before layer types
+    existed), `"self_attention"` (self-attention encoder, RNN decoder) or `"transformer"` (self-attention only);
+    None for any other mix."""
+    encoder = set(config.get("encoder_layer_types") or ["rnn"])
+    decoder = set(config.get("decoder_layer_types") or ["rnn"])
+    if decoder == {"rnn"} and len(encoder) == 1:
+        return "rnn" if encoder == {"rnn"} else "self_attention"
+    return "transformer" if encoder == decoder == {"self_attention"} else None
 
 
 def parse_checkpoints(items: Sequence[str], models: dict[str, tuple[str, str]]) -> dict[str, Path]:
@@ -112,7 +118,8 @@ def parse_checkpoints(items: Sequence[str], models: dict[str, tuple[str, str]]) 
         if encoder_type_of(saved) != encoder_type:
             raise ValueError(
                 f"--checkpoints {item!r}: {path} holds a model with encoder_layer_types "
-                f"{saved.get('encoder_layer_types')}, not an encoder of {encoder_type} layers only"
+                f"{saved.get('encoder_layer_types')} and decoder_layer_types {saved.get('decoder_layer_types')}, "
+                f"not a {encoder_type} model"
             )
         checkpoints[name] = path
     return checkpoints
@@ -137,6 +144,11 @@ def _check_arguments(arguments: ComparisonArguments, model_args) -> None:
     if unknown or not arguments.encoder_types or len(set(arguments.encoder_types)) != len(arguments.encoder_types):
         raise ValueError(
             f"--encoder_types {arguments.encoder_types}: choose each of {', '.join(ENCODER_TYPES)} at most once"
+        )
+    if "transformer" in arguments.encoder_types and "none" in arguments.attention_types:
+        raise ValueError(
+            "--encoder_types transformer with attention type none: a decoder self-attention layer reads the source "
+            "only through its cross attention; compare none with the rnn and self_attention types"
         )
     if (
         "self_attention" in arguments.encoder_types
@@ -181,9 +193,12 @@ def _heatmap_sources(arguments: ComparisonArguments, sources: list[str], groups:
 def _train(name: str, attention_type: str, encoder_type: str, model_args, data_args, training_args) -> Path:
     output_dir = Path(training_args.output_dir) / name
     logger.info("training %s into %s", name, output_dir)
-    encoder_layer_types = None if encoder_type == "rnn" else [encoder_type] * model_args.num_hidden_layers
+    self_attention = ["self_attention"] * model_args.num_hidden_layers
+    encoder_layer_types = None if encoder_type == "rnn" else self_attention
+    decoder_layer_types = self_attention if encoder_type == "transformer" else None
+    layer_types = {"encoder_layer_types": encoder_layer_types, "decoder_layer_types": decoder_layer_types}
     run_training(
-        dataclasses.replace(model_args, attention_type=attention_type, encoder_layer_types=encoder_layer_types),
+        dataclasses.replace(model_args, attention_type=attention_type, **layer_types),
         data_args,
         dataclasses.replace(training_args, output_dir=str(output_dir)),
     )

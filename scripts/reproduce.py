@@ -1,5 +1,6 @@
 """What attention is for: quality against source length, and the alignments, for several attention types (and, with
---encoder_types rnn self_attention, each with an RNN and with a self-attention encoder).
+--encoder_types rnn self_attention transformer, each with RNN layers, with a self-attention encoder under the RNN
+decoder, and with self-attention on both sides).
 
 Trains `none`, `bahdanau` and `scaled_dot` with the same preset (or reuses checkpoints), scores each on the test split
 bucketed by source length, and writes into `--output_dir`: `length_comparison.json`, `{metric}_by_length.png` (one
@@ -11,13 +12,13 @@ alignment, and `heatmaps/{type}_{k}.png` (as their Figure 3).
         --checkpoints none=outputs/table_none bahdanau=outputs/table_bahdanau scaled_dot=outputs/table_scaled_dot
     # Long reversal (4 to 60 letters, gold alignment known), training all three:
     python scripts/reproduce.py --config configs/base.yaml configs/reproduce_long.yaml
-    # Encoder types: bahdanau and scaled_dot, each with the RNN encoder and with a self-attention encoder:
+    # Encoder-decoder types: bahdanau and scaled_dot, each as RNN, hybrid and Transformer:
     python scripts/reproduce.py --config configs/base.yaml configs/reproduce_ding.yaml \
-        --attention_types bahdanau scaled_dot --encoder_types rnn self_attention
+        --attention_types bahdanau scaled_dot --encoder_types rnn self_attention transformer
 
 The preset's training arguments (ModelArguments, DataArguments, TranslationTrainingArguments of scripts/train.py) apply
-to every model trained here; models go to `--output_dir/{name}` (the attention type, plus `-self_attention` for that
-encoder). The comparison's own arguments are `hf_attention.comparison.ComparisonArguments` (--attention_types,
+to every model trained here; models go to `--output_dir/{name}` (the attention type, plus `-self_attention` or
+`-transformer`). The comparison's own arguments are `hf_attention.comparison.ComparisonArguments` (--attention_types,
 --encoder_types, --checkpoints, --bucket_edges, --min_bucket_size, --plot_metric, --heatmap_sentences,
 --heatmap_count, --max_test_samples).
 """

@@ -8,11 +8,13 @@ import pytest
 from hf_attention.comparison import ComparisonArguments, compare_attention_types, compared_models, parse_checkpoints
 
 
-def _saved_config(folder: Path, attention_type: str, encoder_layer_types: list[str] | None = None) -> Path:
+def _saved_config(folder: Path, attention_type: str, encoder_layer_types=None, decoder_layer_types=None) -> Path:
     folder.mkdir()
     config = {"attention_type": attention_type}
     if encoder_layer_types is not None:
         config["encoder_layer_types"] = encoder_layer_types
+    if decoder_layer_types is not None:
+        config["decoder_layer_types"] = decoder_layer_types
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
@@ -42,7 +44,7 @@ def test_checkpoints_are_checked(tmp_path):
 
 def test_encoder_types_multiply_the_compared_models_and_their_checkpoints_are_checked(tmp_path):
     arguments = ComparisonArguments(
-        attention_types=["bahdanau", "scaled_dot"], encoder_types=["rnn", "self_attention"]
+        attention_types=["bahdanau", "scaled_dot"], encoder_types=["rnn", "self_attention", "transformer"]
     )
     models = compared_models(arguments)
     assert models == {
@@ -50,25 +52,32 @@ def test_encoder_types_multiply_the_compared_models_and_their_checkpoints_are_ch
         "scaled_dot": ("scaled_dot", "rnn"),
         "bahdanau-self_attention": ("bahdanau", "self_attention"),
         "scaled_dot-self_attention": ("scaled_dot", "self_attention"),
+        "bahdanau-transformer": ("bahdanau", "transformer"),
+        "scaled_dot-transformer": ("scaled_dot", "transformer"),
     }
     rnn_dir = _saved_config(tmp_path / "rnn", "bahdanau", ["rnn"])
     old_dir = _saved_config(tmp_path / "old", "scaled_dot")  # saved before layer types: an RNN encoder
     self_attention_dir = _saved_config(tmp_path / "sa", "bahdanau", ["self_attention", "self_attention"])
     mixed_dir = _saved_config(tmp_path / "mixed", "bahdanau", ["self_attention", "rnn"])
-    items = [f"bahdanau={rnn_dir}", f"scaled_dot={old_dir}", f"bahdanau-self_attention={self_attention_dir}"]
+    transformer_dir = _saved_config(tmp_path / "t", "scaled_dot", ["self_attention"], ["self_attention"])
+    items = [
+        f"bahdanau={rnn_dir}",
+        f"scaled_dot={old_dir}",
+        f"bahdanau-self_attention={self_attention_dir}",
+        f"scaled_dot-transformer={transformer_dir}",
+    ]
     assert parse_checkpoints(items, models) == {
         "bahdanau": rnn_dir,
         "scaled_dot": old_dir,
         "bahdanau-self_attention": self_attention_dir,
+        "scaled_dot-transformer": transformer_dir,
     }
-    with pytest.raises(
-        ValueError, match=r"encoder_layer_types \['rnn'\], not an encoder of self_attention layers only"
-    ):
+    with pytest.raises(ValueError, match=r"encoder_layer_types \['rnn'\] and decoder_layer_types None, not a self_"):
         parse_checkpoints([f"bahdanau-self_attention={rnn_dir}"], models)
-    with pytest.raises(
-        ValueError, match=r"encoder_layer_types \['self_attention', 'rnn'\], not an encoder of rnn layers only"
-    ):
+    with pytest.raises(ValueError, match=r"encoder_layer_types \['self_attention', 'rnn'\] .*, not a rnn model"):
         parse_checkpoints([f"bahdanau={mixed_dir}"], models)
+    with pytest.raises(ValueError, match=r"decoder_layer_types \['self_attention'\], not a self_attention model"):
+        parse_checkpoints([f"scaled_dot-self_attention={transformer_dir}"], models)
 
 
 def test_comparison_refuses_bad_arguments_before_training(tmp_path):
@@ -82,10 +91,12 @@ def test_comparison_refuses_bad_arguments_before_training(tmp_path):
 
     with pytest.raises(ValueError, match=r"--attention_types \['luong'\]: choose from bahdanau, scaled_dot"):
         compare(attention_types=["none", "luong"])
-    with pytest.raises(ValueError, match=r"--encoder_types \['cnn'\]: choose each of rnn, self_attention"):
+    with pytest.raises(ValueError, match=r"--encoder_types \['cnn'\]: choose each of rnn, self_attention, trans"):
         compare(encoder_types=["cnn"])
     with pytest.raises(ValueError, match="with attention type none: name the self-attention layers' alignment"):
         compare(encoder_types=["rnn", "self_attention"])
+    with pytest.raises(ValueError, match="--encoder_types transformer with attention type none: a decoder"):
+        compare(encoder_types=["transformer"])
     with pytest.raises(ValueError, match="--plot_metric 'rouge'"):
         compare(plot_metric="rouge")
     # Reversal lengths 4-12 leave the bucket 1-3 empty: refused at once, not after hours of training.
