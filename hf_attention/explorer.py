@@ -1,0 +1,667 @@
+"""The attention explorer: a Gradio page that translates a sentence and shows where every attention head looks.
+
+    python scripts/explore.py --model outputs/demo      # app.py serves the same page as a Hub Space
+
+The functions below the page builder are plain Python (tensors in, tables and Plotly figures out), so the tests
+compare them with `translation.align` / `translate`. Gradio and Plotly are the optional `app` extra
+(`pip install 'hf-attention[app]'`); nothing else in the package imports this module.
+"""
+
+import html
+import json
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import gradio as gr
+import plotly.graph_objects as go
+import torch
+from huggingface_hub import ModelCard
+from plotly.subplots import make_subplots
+from transformers import AutoModelForSeq2SeqLM
+
+from .tokenization import load_tokenizer
+from .translation import Alignment, check_generation_settings, warn_about_truncation
+
+logger = logging.getLogger(__name__)
+
+# German sentences that are not in the default corpus (Debian's trans-de-en; the tests check).
+EXAMPLES = [
+    "Der Zug nach Berlin hat heute zwanzig Minuten Verspätung.",
+    "Meine Schwester liest gern Bücher über alte Schiffe.",
+    "Kannst du mir bitte das Salz geben?",
+    "Wir haben gestern im Garten einen kleinen Igel gesehen.",
+    "Das Museum ist am Montag geschlossen.",
+]
+# Longer input is refused: a page of text would come back as the translation of its first tokens only.
+MAX_SENTENCE_CHARACTERS = 1000
+DECODING_STRATEGIES = ("greedy", "beam search", "sampling")
+WORD_START = "▁"  # the Metaspace marker of this package's tokenizers (tokenization.py)
+# Lines weaker than this are left out of the line views: they would be invisible, and each line is a trace.
+WEAKEST_LINE = 0.02
+# Heatmap panels side by side: more would shrink each below a readable size on a laptop screen.
+HEATMAP_COLUMNS = 3
+
+
+class ExplorerError(Exception):
+    """Something the page reports to its user as a message (bad input, a checkpoint that does not load)."""
+
+
+@dataclass
+class Hypothesis:
+    """One output of `generate`: `token_ids` are the labels (no decoder start token, no padding; the end-of-sentence
+    token kept), as `align` takes them; `score` is generate's `sequences_scores` (beam search: the sum of the token
+    log-probabilities divided by length ** length_penalty), None for greedy decoding and sampling."""
+
+    token_ids: list[int]
+    text: str
+    score: float | None
+
+
+@dataclass
+class Explanation:
+    """Everything the page shows of one hypothesis, from one teacher-forced pass over its tokens.
+
+    alignment: `translation.Alignment` (weights: [layers, heads, tgt_len, src_len]; encoder_self_attention:
+        [self-attention layers, heads, src_len, src_len]).
+    decoder_self_attention: [self-attention layers, heads, tgt_len, tgt_len], None for an RNN decoder.
+    token_probabilities: [tgt_len], p(y_i | y_<i, x) of each of the hypothesis's own tokens.
+    """
+
+    alignment: Alignment
+    decoder_self_attention: torch.Tensor | None
+    token_probabilities: torch.Tensor
+
+
+def check_sentence(sentence: str | None) -> str:
+    """`sentence` stripped; raises ExplorerError for an empty one or one over `MAX_SENTENCE_CHARACTERS`."""
+    sentence = (sentence or "").strip()
+    if not sentence:
+        raise ExplorerError("Type a sentence to translate (or pick an example).")
+    if len(sentence) > MAX_SENTENCE_CHARACTERS:
+        raise ExplorerError(
+            f"The sentence has {len(sentence):,} characters, more than the {MAX_SENTENCE_CHARACTERS:,} this page "
+            "takes: translate one sentence at a time."
+        )
+    return sentence
+
+
+def load_model(name: str, device: str = "cpu"):
+    """The model and tokenizer of a checkpoint folder or Hub id; raises ExplorerError with a one-line reason."""
+    name = (name or "").strip()
+    if not name:
+        raise ExplorerError("Give a checkpoint folder or Hub id.")
+    folder = Path(name).expanduser()
+    # A path that is not a folder: the Hub client would report it as a malformed repo id.
+    if name.startswith(("/", ".", "~")) and not folder.is_dir():
+        raise ExplorerError(f"No such checkpoint folder: {name}")
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        raise ExplorerError(f"{name} is a folder but not a checkpoint: it has no config.json.")
+    try:
+        tokenizer = load_tokenizer(name)
+        model = AutoModelForSeq2SeqLM.from_pretrained(name).to(device).eval()
+    except (OSError, ValueError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = "" if folder.is_dir() else " (no such folder here, and not loadable as a Hub id)"
+        raise ExplorerError(f"Could not load the checkpoint {name}{where}: {reason}") from error
+    return model, tokenizer
+
+
+def decoding_settings(
+    strategy: str,
+    num_beams: int = 5,
+    length_penalty: float = 1.0,
+    temperature: float = 1.0,
+    top_k: int = 50,
+    top_p: float = 1.0,
+    max_new_tokens: int = 64,
+) -> dict:
+    """The `generate` keyword arguments of one of `DECODING_STRATEGIES`; beam search returns every beam (n-best)."""
+    if strategy not in DECODING_STRATEGIES:
+        raise ExplorerError(f"Unknown decoding strategy {strategy!r}: expected one of {DECODING_STRATEGIES}")
+    settings = {"max_new_tokens": int(max_new_tokens), "num_beams": 1, "do_sample": False}
+    if strategy == "beam search":
+        beams = int(num_beams)
+        settings.update(num_beams=beams, num_return_sequences=beams, length_penalty=float(length_penalty))
+    elif strategy == "sampling":
+        if temperature <= 0:
+            raise ExplorerError(f"temperature={temperature}: expected a number > 0")
+        settings.update(do_sample=True, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
+    try:
+        check_generation_settings(settings)
+    except ValueError as error:
+        raise ExplorerError(str(error)) from error
+    return settings
+
+
+def _as_list(token_ids) -> list[int]:
+    # Generation configs give eos_token_id as one id, a list of ids or None.
+    return [] if token_ids is None else [token_ids] if isinstance(token_ids, int) else list(token_ids)
+
+
+def _source_inputs(model, tokenizer, sentence: str) -> dict:
+    # Tokenized as align does: one row, truncated to model_max_length.
+    return tokenizer([sentence], return_tensors="pt", truncation=True).to(model.device)
+
+
+@torch.no_grad()
+def generate_hypotheses(model, tokenizer, sentence: str, **generate_kwargs) -> list[Hypothesis]:
+    """The outputs of `generate` for `sentence`, best first (one for greedy decoding and sampling, the n-best list
+    for beam search with `num_return_sequences`), each with its token ids cut as `align` cuts them."""
+    model.eval()
+    warn_about_truncation(tokenizer, [sentence], [0])
+    inputs = _source_inputs(model, tokenizer, sentence)
+    output = model.generate(**inputs, **generate_kwargs, output_scores=True, return_dict_in_generate=True)
+    scores = getattr(output, "sequences_scores", None)
+    start, pad = model.config.decoder_start_token_id, model.config.pad_token_id
+    ends = set(_as_list(model.generation_config.eos_token_id) or _as_list(model.config.eos_token_id))
+    hypotheses = []
+    for row, generated in enumerate(output.sequences):
+        labels = generated[1:] if generated[0].item() == start else generated
+        # The n-best rows are filled up to the longest with end tokens or padding: keep up to the first end token.
+        ids = labels.tolist()
+        cut = next((position + 1 for position, token in enumerate(ids) if token in ends), len(ids))
+        labels = labels[:cut]
+        labels = labels[labels != pad]
+        hypotheses.append(
+            Hypothesis(
+                token_ids=labels.tolist(),
+                text=tokenizer.decode(labels, skip_special_tokens=True),
+                score=None if scores is None else scores[row].item(),
+            )
+        )
+    return hypotheses
+
+
+@torch.no_grad()
+def explain(model, tokenizer, sentence: str, token_ids: list[int]) -> Explanation:
+    """The attention weights and token probabilities of the hypothesis `token_ids` (labels, as in `Hypothesis`).
+
+    The same teacher-forced pass as `translation.align` (which takes a target text, not token ids: decoding and
+    re-tokenizing a hypothesis need not give its ids back), plus the probabilities from its logits.
+    """
+    model.eval()
+    inputs = _source_inputs(model, tokenizer, sentence)
+    labels = torch.tensor([token_ids], device=model.device)
+    outputs = model(**inputs, labels=labels, output_attentions=True)
+
+    def first_row_of_each(layers):
+        return None if layers is None else torch.stack([layer[0] for layer in layers]).float().cpu()
+
+    probabilities = outputs.logits[0].float().softmax(dim=-1).gather(-1, labels[0, :, None])[:, 0].cpu()
+    values = {
+        "source_tokens": tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
+        "target_tokens": tokenizer.convert_ids_to_tokens(token_ids),
+        "weights": first_row_of_each(outputs.cross_attentions),
+        "translation": tokenizer.decode(token_ids, skip_special_tokens=True),
+        "encoder_self_attention": first_row_of_each(outputs.encoder_attentions),
+        "decoder_self_attention": first_row_of_each(outputs.decoder_attentions),
+    }
+    # Alignment gains fields over time (decoder self-attention): fill the ones this version has.
+    alignment = Alignment(**{field.name: values[field.name] for field in fields(Alignment) if field.name in values})
+    return Explanation(alignment, values["decoder_self_attention"], probabilities)
+
+
+def word_groups(tokens: list[str], special_tokens: set[str] = frozenset()) -> list[tuple[str, list[int]]]:
+    """The words of a subword sequence as (word, token positions): a word starts at a token beginning with "▁"
+    (Metaspace) and at the token after a special token; a special token is a word of its own."""
+    groups = []
+    for position, token in enumerate(tokens):
+        starts = not groups or token.startswith(WORD_START) or token in special_tokens
+        starts = starts or tokens[position - 1] in special_tokens
+        if starts:
+            groups.append((token, [position]))
+        else:
+            word, positions = groups[-1]
+            groups[-1] = (word + token, positions + [position])
+    return [(word.removeprefix(WORD_START) or word, positions) for word, positions in groups]
+
+
+def merge_to_words(
+    weights: torch.Tensor, query_tokens: list[str], key_tokens: list[str], special_tokens: set[str] = frozenset()
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    """Attention between whole words: the weight a query word gives a key word is the SUM over the key word's
+    pieces (the attention that lands anywhere in the word) of the AVERAGE over the query word's pieces (each piece
+    of a target word asks once); rows still sum to 1.
+
+    Args:
+        weights: [..., query_len, key_len] (cross attention: queries are target tokens, keys source tokens).
+        query_tokens, key_tokens: the `query_len` and `key_len` subword tokens.
+
+    Returns:
+        [..., query_words, key_words] weights, the query words and the key words.
+    """
+    queries, keys = word_groups(query_tokens, special_tokens), word_groups(key_tokens, special_tokens)
+    averaging = torch.zeros(len(queries), len(query_tokens))
+    for row, (_, positions) in enumerate(queries):
+        averaging[row, positions] = 1.0 / len(positions)
+    summing = torch.zeros(len(key_tokens), len(keys))
+    for column, (_, positions) in enumerate(keys):
+        summing[positions, column] = 1.0
+    merged = averaging @ weights.float() @ summing
+    return merged, [word for word, _ in queries], [word for word, _ in keys]
+
+
+def attention_views(
+    weights: torch.Tensor, query_tokens: list[str], key_tokens: list[str], merge: bool, special_tokens=frozenset()
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    """`weights` ([layers, heads, query_len, key_len]) and the labels as the page shows them: per subword, or per
+    word with `merge` (`merge_to_words`)."""
+    if merge:
+        return merge_to_words(weights, query_tokens, key_tokens, special_tokens)
+    return weights.float(), list(query_tokens), list(key_tokens)
+
+
+def plotly_text(labels: list[str]) -> list[str]:
+    """`labels` escaped for Plotly, which reads its text as HTML: a token "</s>" would otherwise vanish and break
+    the figure's layout."""
+    return [html.escape(label) for label in labels]
+
+
+def heatmap_figure(
+    weights: torch.Tensor, query_labels: list[str], key_labels: list[str], title: str, layer_names=None
+) -> go.Figure:
+    """One heatmap per layer and head, then the heads' average, `HEATMAP_COLUMNS` to a row (a layer starts a new
+    row): keys on the x axis, queries on the y axis; hovering a cell shows both tokens and the weight. The figure
+    takes the page's width.
+
+    Args:
+        weights: [layers, heads, query_len, key_len].
+        layer_names: one name per layer for the panel titles (default "layer 0", "layer 1", ...).
+    """
+    layers, heads = weights.shape[:2]
+    layer_names = layer_names or [f"layer {layer}" for layer in range(layers)]
+    query_labels, key_labels = plotly_text(query_labels), plotly_text(key_labels)
+    averaged = torch.cat([weights, weights.mean(dim=1, keepdim=True)], dim=1) if heads > 1 else weights
+    panels = averaged.shape[1]
+    columns = min(panels, HEATMAP_COLUMNS)
+    rows_per_layer = -(-panels // columns)
+    rows = layers * rows_per_layer
+    titles = [""] * (rows * columns)
+    for layer in range(layers):
+        for head in range(panels):
+            index = (layer * rows_per_layer + head // columns) * columns + head % columns
+            titles[index] = f"{layer_names[layer]}, " + ("heads averaged" if head == heads else f"head {head}")
+    # Fixed pixels per query row and between rows (titles, tick labels); spacing is a fraction of the plot area.
+    panel_height, gap, top, bottom = max(140, 20 * len(query_labels)), 120, 80, 90
+    area = rows * panel_height + (rows - 1) * gap
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.04,
+                           vertical_spacing=gap / area if rows > 1 else 0.0)  # fmt: skip
+    # Positions, not labels, on the axes: a repeated token ("the", ".") would otherwise share one row or column.
+    hover = [[[query, key] for key in key_labels] for query in query_labels]
+    for layer in range(layers):
+        for head in range(panels):
+            place = {"row": layer * rows_per_layer + head // columns + 1, "col": head % columns + 1}
+            heatmap = go.Heatmap(
+                z=averaged[layer, head].tolist(),
+                customdata=hover,
+                hovertemplate="%{customdata[0]} → %{customdata[1]}: %{z:.3f}<extra></extra>",
+                coloraxis="coloraxis",
+            )
+            figure.add_trace(heatmap, **place)
+            figure.update_xaxes(tickvals=list(range(len(key_labels))), ticktext=key_labels, tickangle=-60, **place)
+            figure.update_yaxes(tickvals=list(range(len(query_labels))), ticktext=query_labels, autorange="reversed",
+                                showticklabels=place["col"] == 1, **place)  # fmt: skip
+    figure.update_layout(
+        title=title,
+        coloraxis={"colorscale": "Greys", "cmin": 0.0, "cmax": 1.0, "colorbar": {"title": {"text": "weight"}}},
+        height=area + top + bottom,
+        margin={"l": 90, "r": 20, "t": top, "b": bottom},
+    )
+    return figure
+
+
+def lines_figure(weights: torch.Tensor, query_labels: list[str], key_labels: list[str], title: str) -> go.Figure:
+    """The alignment as lines from each key word (top row: the source) to each query word (bottom row: the output),
+    darker and wider for a larger weight, as Bahdanau et al. read their Figure 3; lines under `WEAKEST_LINE` are
+    left out. Hovering a line's end shows its words and weight.
+
+    Args:
+        weights: [query_len, key_len], one layer and head (or their average).
+    """
+
+    def spread(count):
+        return [0.5] if count == 1 else [index / (count - 1) for index in range(count)]
+
+    query_labels, key_labels = plotly_text(query_labels), plotly_text(key_labels)
+    key_x, query_x = spread(len(key_labels)), spread(len(query_labels))
+    figure = go.Figure()
+    for query, row in enumerate(weights.tolist()):
+        for key, weight in enumerate(row):
+            if weight < WEAKEST_LINE:
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=[key_x[key], query_x[query]],
+                    y=[1, 0],
+                    mode="lines",
+                    line={"width": 1 + 5 * weight, "color": f"rgba(20, 60, 160, {weight:.3f})"},
+                    hovertemplate=f"{key_labels[key]} → {query_labels[query]}: {weight:.3f}<extra></extra>",
+                    showlegend=False,
+                )
+            )
+    for labels, xs, y, side in ((key_labels, key_x, 1, "top center"), (query_labels, query_x, 0, "bottom center")):
+        words = go.Scatter(x=xs, y=[y] * len(xs), mode="markers+text", text=labels, textposition=side)
+        figure.add_trace(words.update(marker={"size": 5, "color": "black"}, hoverinfo="text", showlegend=False))
+    figure.update_xaxes(visible=False, range=[-0.08, 1.08])
+    figure.update_yaxes(visible=False, range=[-0.3, 1.3])
+    figure.update_layout(title=title, height=320, width=max(600, 70 * max(len(key_labels), len(query_labels))),
+                         plot_bgcolor="white", margin={"l": 20, "r": 20, "t": 60, "b": 20})  # fmt: skip
+    return figure
+
+
+def select_head(weights: torch.Tensor, layer: int, head: int, layer_names=None) -> tuple[torch.Tensor, str]:
+    """One map of `weights` ([layers, heads, query_len, key_len]): `layer` (-1 or out of range: the top one) and
+    `head` (-1 or out of range: the average of the heads); returns it ([query_len, key_len]) and its name, with
+    `layer_names` (one per layer) naming the layer."""
+    layers, heads = weights.shape[:2]
+    layer = layers - 1 if layer < 0 or layer >= layers else layer
+    name = layer_names[layer] if layer_names else f"layer {layer}"
+    if head < 0 or head >= heads:
+        return weights[layer].mean(dim=0), f"{name}, heads averaged"
+    return weights[layer, head], f"{name}, head {head}"
+
+
+def probability_rows(explanation: Explanation) -> list[list]:
+    """[position, target token, probability] per output token, the probability rounded to 4 places."""
+    tokens, probabilities = explanation.alignment.target_tokens, explanation.token_probabilities.tolist()
+    pairs = zip(tokens, probabilities, strict=True)
+    return [[position, token, round(probability, 4)] for position, (token, probability) in enumerate(pairs)]
+
+
+def hypothesis_rows(hypotheses: list[Hypothesis]) -> list[list]:
+    """[rank, translation, score] per hypothesis; the score is empty where `generate` gives none."""
+    return [
+        [rank, hypothesis.text, "" if hypothesis.score is None else round(hypothesis.score, 4)]
+        for rank, hypothesis in enumerate(hypotheses)
+    ]
+
+
+def card_scores(name: str) -> list[str]:
+    """The test scores a checkpoint reports: the model card's (README.md, model-index) results, else the folder's
+    test_results.json (which the training writes); empty when there are none."""
+    folder = Path(name).expanduser()
+    try:
+        card = ModelCard.load(folder / "README.md" if folder.is_dir() else name)
+        results = card.data.eval_results or []
+    except Exception as error:  # noqa: BLE001  (no card, offline, or a card without results: say nothing)
+        logger.info("no model card results for %s: %s", name, error)
+        results = []
+    scores = [f"{result.metric_name or result.metric_type} {result.metric_value} ({result.dataset_name})"
+              for result in results]  # fmt: skip
+    test_results = folder / "test_results.json"
+    if not scores and test_results.is_file():
+        test = json.loads(test_results.read_text())
+        scores = [f"{metric} {test[f'test_{metric.lower()}']:.2f} (test split, test_results.json)"
+                  for metric in ("BLEU", "chrF") if f"test_{metric.lower()}" in test]  # fmt: skip
+    return scores
+
+
+def layer_types(config) -> tuple[list[str], list[str]]:
+    """The encoder's and the decoder's layer types ("rnn" or "self_attention"), bottom to top."""
+    default = ["rnn"] * config.num_hidden_layers
+    encoder = getattr(config, "encoder_layer_types", None) or default
+    decoder = getattr(config, "decoder_layer_types", None) or default
+    return list(encoder), list(decoder)
+
+
+def layer_names(config) -> dict[str, list[str]]:
+    """Per attention kind, the name of each layer its weights come from: every decoder layer has cross attention;
+    the self-attention weights come from the self-attention layers only, named by their place in the stack."""
+    encoder, decoder = layer_types(config)
+    return {
+        "cross": [f"decoder layer {layer}" for layer in range(len(decoder))],
+        "encoder_self": [f"encoder layer {layer}" for layer, kind in enumerate(encoder) if kind == "self_attention"],
+        "decoder_self": [f"decoder layer {layer}" for layer, kind in enumerate(decoder) if kind == "self_attention"],
+    }
+
+
+def describe_model(model, name: str) -> str:
+    """Markdown: the checkpoint's attention type, layers, heads and sizes, and its reported test scores."""
+    config = model.config
+    encoder, decoder = layer_types(config)
+    rnn = config.rnn_type.upper()
+    cross = f"`{config.attention_type}`, {config.num_attention_heads} heads"
+    if config.attention_type == "none":
+        cross = "`none` (one fixed context for every output word: no alignment)"
+    lines = [
+        f"**Model** `{name}`",
+        f"- cross attention: {cross}",
+        f"- encoder layers: {', '.join(rnn if kind == 'rnn' else kind for kind in encoder)}",
+        f"- decoder layers: {', '.join(rnn if kind == 'rnn' else kind for kind in decoder)}",
+        f"- hidden size {config.hidden_size}, vocabulary {config.vocab_size}, "
+        f"{sum(parameter.numel() for parameter in model.parameters()):,} parameters",
+    ]
+    if "self_attention" in encoder + decoder:
+        kind = getattr(config, "self_attention_type", None) or config.attention_type
+        lines.insert(2, f"- self-attention: `{kind}`, {config.num_attention_heads} heads")
+    scores = card_scores(name)
+    lines.append("- reported scores: " + ("; ".join(scores) if scores else "none in the model card"))
+    return "\n".join(lines)
+
+
+NO_ALIGNMENT = (
+    'This model has no alignment to show: with `attention_type="none"` the decoder gets one fixed context (the '
+    "mean encoder state) for every output word, so no output word looks at any source word."
+)
+NO_ENCODER = "This model's encoder has no self-attention layer."
+NO_DECODER = "This model's decoder has no self-attention layer."
+
+
+def render(explanation: Explanation, special_tokens: set[str], merge: bool, layer: int, head: int, names=None) -> dict:
+    """The page's views of one hypothesis: per attention (cross, encoder_self, decoder_self) a note, a heatmap
+    figure and a line figure (None where the model has no such attention), and the probability rows.
+
+    `layer` and `head` pick the line view's map among the layers of that attention (-1: the top one; the heads'
+    average); `names` (`layer_names`) names the layers in the titles.
+    """
+    alignment = explanation.alignment
+    source, target = alignment.source_tokens, alignment.target_tokens
+    names = names or {}
+    kinds = {
+        "cross": (alignment.weights, target, source, "cross attention (source → output)", NO_ALIGNMENT),
+        "encoder_self": (alignment.encoder_self_attention, source, source, "encoder self-attention", NO_ENCODER),
+        "decoder_self": (explanation.decoder_self_attention, target, target, "decoder self-attention", NO_DECODER),
+    }
+    views = {"probabilities": probability_rows(explanation)}
+    for kind, (weights, queries, keys, name, absent) in kinds.items():
+        if weights is None:
+            views[kind] = (absent, None, None)
+            continue
+        shown, query_labels, key_labels = attention_views(weights, queries, keys, merge, special_tokens)
+        kind_names = names.get(kind) if len(names.get(kind) or ()) == len(shown) else None
+        one_map, which = select_head(shown, layer, head, kind_names)
+        unit = "words" if merge else "subwords"
+        views[kind] = (
+            f"{name} per {unit[:-1]}: rows are queries, columns keys; each row sums to 1 (hover: the weight).",
+            heatmap_figure(shown, query_labels, key_labels, f"{name}, {unit}", kind_names),
+            lines_figure(one_map, query_labels, key_labels, f"{name}, {which}: keys on top, queries below"),
+        )
+    return views
+
+
+class Explorer:
+    """The state of one running page: the loaded checkpoints by name, loaded once and shared by every visitor.
+
+    `only`: the checkpoints the page may load (a public Space should not load whatever a visitor types); None
+    allows any. At most `keep` checkpoints stay loaded, the least recently used one leaving first.
+    """
+
+    def __init__(self, device: str = "cpu", only: list[str] | None = None, keep: int = 2):
+        self.device = device
+        self.only = None if only is None else {name.strip() for name in only}
+        self.keep = keep
+        self.models = {}
+
+    def get(self, name: str):
+        """(model, tokenizer, description) of checkpoint `name`, loading it the first time; ExplorerError."""
+        name = (name or "").strip()
+        if self.only is not None and name not in self.only:
+            raise ExplorerError(
+                f"This page serves {', '.join(sorted(self.only))} only, not {name or 'an empty name'}."
+            )
+        if name not in self.models:
+            model, tokenizer = load_model(name, self.device)
+            self.models[name] = (model, tokenizer, describe_model(model, name))
+            while len(self.models) > self.keep:
+                del self.models[next(iter(self.models))]
+        self.models[name] = self.models.pop(name)  # the most recently used goes last
+        return self.models[name]
+
+    def describe(self, name: str) -> str:
+        """The model's description, or the reason it does not load (as the page shows it)."""
+        try:
+            return self.get(name)[2]
+        except ExplorerError as error:
+            return f"**Could not load the model.** {error}"
+
+    def translate(self, name: str, sentence: str, strategy: str, num_beams, length_penalty, temperature, top_k,
+                  top_p, max_new_tokens) -> tuple[str, list[Hypothesis]]:  # fmt: skip
+        """A message (empty, or a note on truncation) and the hypotheses; ExplorerError for bad input."""
+        sentence = check_sentence(sentence)
+        settings = decoding_settings(strategy, num_beams, length_penalty, temperature, top_k, top_p, max_new_tokens)
+        model, tokenizer, _ = self.get(name)
+        length = len(tokenizer(sentence, verbose=False)["input_ids"])
+        message = ""
+        if length > tokenizer.model_max_length:
+            message = f"The sentence has {length} tokens; only its first {tokenizer.model_max_length} are translated."
+        return message, generate_hypotheses(model, tokenizer, sentence, **settings)
+
+    def views(self, name: str, sentence: str, hypothesis: Hypothesis, merge: bool, layer: int, head: int) -> dict:
+        """`render` of `hypothesis`, the translation of `sentence` by checkpoint `name`."""
+        model, tokenizer, _ = self.get(name)
+        explanation = explain(model, tokenizer, check_sentence(sentence), hypothesis.token_ids)
+        special = set(tokenizer.all_special_tokens)
+        return render(explanation, special, merge, int(layer), int(head), layer_names(model.config))
+
+
+VIEW_KINDS = ("cross", "encoder_self", "decoder_self")
+VIEW_LABELS = ("Cross attention", "Encoder self-attention", "Decoder self-attention")
+
+
+def failure(error: Exception) -> str:
+    """The line the page shows for `error`: its message for bad input, a short note (and a logged traceback) for
+    anything else, so that no visitor sees a stack trace."""
+    if isinstance(error, ExplorerError):
+        return str(error)
+    logger.exception("the explorer failed", exc_info=error)
+    return f"Something went wrong ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
+
+
+def _number(value, default: int = -1) -> int:
+    # An emptied number box arrives as None.
+    return default if value is None else int(value)
+
+
+def build_app(model_name: str, device: str = "cpu", explorer: Explorer | None = None) -> gr.Blocks:
+    """The explorer page for checkpoint `model_name` (a folder or Hub id; another can be typed on the page unless
+    `explorer` is limited to some with `only`).
+
+    `?sentence=...` in the page's address translates that sentence when the page opens (links to one example).
+    """
+    explorer = explorer or Explorer(device)
+    other_models = explorer.only is None or len(explorer.only) > 1
+    with gr.Blocks(title="hf-attention explorer") as app:
+        gr.Markdown("# Attention explorer\nTranslate a sentence and see where every attention head looks.")
+        with gr.Row():
+            model_box = gr.Textbox(value=model_name, label="checkpoint folder or Hub id", scale=4,
+                                   interactive=other_models, elem_id="model")  # fmt: skip
+            load_button = gr.Button("Load", scale=1, visible=other_models)
+        description = gr.Markdown(explorer.describe(model_name), elem_id="model-description")
+        sentence = gr.Textbox(label="German sentence", lines=2, value=EXAMPLES[0], elem_id="sentence")
+        gr.Examples([[example] for example in EXAMPLES], inputs=[sentence])
+        with gr.Row():
+            strategy = gr.Radio(list(DECODING_STRATEGIES), value="beam search", label="decoding")
+            num_beams = gr.Slider(1, 10, value=5, step=1, label="beam size")
+            length_penalty = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="length penalty (beam search)")
+        with gr.Row():
+            temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="temperature (sampling)")
+            top_k = gr.Slider(0, 100, value=50, step=1, label="top-k (sampling; 0: all)")
+            top_p = gr.Slider(0.1, 1.0, value=1.0, step=0.05, label="top-p (sampling)")
+            max_new_tokens = gr.Slider(4, 128, value=64, step=1, label="max new tokens")
+        translate_button = gr.Button("Translate", variant="primary", elem_id="translate")
+        message = gr.Markdown(elem_id="message")
+        translation = gr.Textbox(label="translation", interactive=False, elem_id="translation")
+        nbest = gr.Dataframe(headers=["rank", "translation", "score"], label="n-best list (beam search scores)",
+                             interactive=False)  # fmt: skip
+        with gr.Row():
+            choice = gr.Number(value=0, precision=0, minimum=0, label="hypothesis shown (rank)")
+            merge = gr.Checkbox(value=False, label="merge subwords into words")
+            layer = gr.Number(value=-1, precision=0, label="line view layer (-1: top)")
+            head = gr.Number(value=-1, precision=0, label="line view head (-1: heads averaged)")
+        outputs = {}
+        with gr.Tabs():
+            for kind, label in zip(VIEW_KINDS, VIEW_LABELS, strict=True):
+                with gr.Tab(label):
+                    outputs[kind] = (gr.Markdown(), gr.Plot(elem_id=f"{kind}-heatmap"), gr.Plot())
+            with gr.Tab("Token probabilities"):
+                gr.Markdown("p(y_i | y_<i, x) of each output token, from a teacher-forced pass over the hypothesis.")
+                probabilities = gr.Dataframe(headers=["position", "token", "probability"], interactive=False)
+        hypotheses = gr.State([])
+        view_outputs = [component for kind in VIEW_KINDS for component in outputs[kind]] + [probabilities]
+
+        def show(name, text, shown, merge_words, line_layer, line_head, current):
+            """The views of hypothesis `shown` of `current`; a message (and empty views) when there is none."""
+            if not current:
+                return ["", None, None] * len(VIEW_KINDS) + [None]
+            rank = min(max(int(shown or 0), 0), len(current) - 1)
+            try:
+                views = explorer.views(name, text, current[rank], merge_words, _number(line_layer), _number(line_head))
+            except Exception as error:  # noqa: BLE001  (the page shows a line; the log keeps the traceback)
+                return [failure(error), None, None] * len(VIEW_KINDS) + [None]
+            return [item for kind in VIEW_KINDS for item in views[kind]] + [views["probabilities"]]
+
+        def run(name, text, *settings_and_view):
+            """Translate, then show the chosen hypothesis; bad input gives a message and empty outputs."""
+            settings, (shown, merge_words, line_layer, line_head) = settings_and_view[:7], settings_and_view[7:]
+            try:
+                note, current = explorer.translate(name, text, *settings)
+            except Exception as error:  # noqa: BLE001  (the page shows a line; the log keeps the traceback)
+                gr.Warning(failure(error))
+                return [f"**{failure(error)}**", "", [], []] + show(name, text, 0, False, -1, -1, [])
+            views = show(name, text, shown, merge_words, line_layer, line_head, current)
+            return [note, current[0].text, hypothesis_rows(current), current] + views
+
+        # Every input is named: Gradio hands the gr.Request to an annotated parameter, not through *args.
+        def open_page(name, text, strategy, beams, penalty, temperature, top_k, top_p, new_tokens, shown,
+                      merge_words, line_layer, line_head, request: gr.Request):  # fmt: skip
+            """Translate the address's `?sentence=` on opening, else leave the page as it is."""
+            asked = request.query_params.get("sentence") if request is not None else None
+            if not asked:
+                # Nothing changes: a sentence typed while the page was loading stays.
+                return [gr.skip() for _ in range(1 + len(run_outputs))]
+            settings = (strategy, beams, penalty, temperature, top_k, top_p, new_tokens)
+            return [asked] + run(name, asked, *settings, shown, merge_words, line_layer, line_head)
+
+        settings = [strategy, num_beams, length_penalty, temperature, top_k, top_p, max_new_tokens]
+        view_inputs = [choice, merge, layer, head]
+        run_outputs = [message, translation, nbest, hypotheses] + view_outputs
+        translate_button.click(run, [model_box, sentence, *settings, *view_inputs], run_outputs, api_name="translate")
+        sentence.submit(run, [model_box, sentence, *settings, *view_inputs], run_outputs, api_name=False)
+        for control in view_inputs:
+            control.change(show, [model_box, sentence, *view_inputs, hypotheses], view_outputs, api_name=False)
+        load_button.click(explorer.describe, [model_box], [description], api_name="load")
+        app.load(open_page, [model_box, sentence, *settings, *view_inputs], [sentence, *run_outputs],
+                 api_name=False)  # fmt: skip
+    return app
+
+
+__all__ = [
+    "EXAMPLES",
+    "Explanation",
+    "Explorer",
+    "ExplorerError",
+    "Hypothesis",
+    "build_app",
+    "decoding_settings",
+    "describe_model",
+    "explain",
+    "generate_hypotheses",
+    "heatmap_figure",
+    "layer_names",
+    "lines_figure",
+    "load_model",
+    "merge_to_words",
+    "render",
+    "word_groups",
+]
