@@ -314,7 +314,7 @@ def heatmap_figure(
 def lines_figure(weights: torch.Tensor, query_labels: list[str], key_labels: list[str], title: str) -> go.Figure:
     """The alignment as lines from each key word (top row: the source) to each query word (bottom row: the output),
     darker and wider for a larger weight, as Bahdanau et al. read their Figure 3; lines under `WEAKEST_LINE` are
-    left out. Hovering a line's end shows its words and weight.
+    left out. Hovering a line shows its words and weight.
 
     Args:
         weights: [query_len, key_len], one layer and head (or their average).
@@ -345,8 +345,8 @@ def lines_figure(weights: torch.Tensor, query_labels: list[str], key_labels: lis
         figure.add_trace(words.update(marker={"size": 5, "color": "black"}, hoverinfo="text", showlegend=False))
     figure.update_xaxes(visible=False, range=[-0.08, 1.08])
     figure.update_yaxes(visible=False, range=[-0.3, 1.3])
-    figure.update_layout(title=title, height=320, width=max(600, 70 * max(len(key_labels), len(query_labels))),
-                         plot_bgcolor="white", margin={"l": 20, "r": 20, "t": 60, "b": 20})  # fmt: skip
+    # No width: the figure takes the page's, so that long sentences spread out and the title is not cut.
+    figure.update_layout(title=title, height=320, plot_bgcolor="white", margin={"l": 20, "r": 20, "t": 60, "b": 20})
     return figure
 
 
@@ -593,7 +593,11 @@ def build_app(model_name: str, device: str = "cpu", explorer: Explorer | None = 
         with gr.Tabs():
             for kind, label in zip(VIEW_KINDS, VIEW_LABELS, strict=True):
                 with gr.Tab(label):
-                    outputs[kind] = (gr.Markdown(), gr.Plot(elem_id=f"{kind}-heatmap"), gr.Plot())
+                    outputs[kind] = (
+                        gr.Markdown(),
+                        gr.Plot(elem_id=f"{kind}-heatmap"),
+                        gr.Plot(elem_id=f"{kind}-lines"),
+                    )
             with gr.Tab("Token probabilities"):
                 gr.Markdown("p(y_i | y_<i, x) of each output token, from a teacher-forced pass over the hypothesis.")
                 probabilities = gr.Dataframe(headers=["position", "token", "probability"], interactive=False)

@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import socket
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from hf_attention.explorer import (  # noqa: E402
     Explorer,
     ExplorerError,
     build_app,
+    card_scores,
     decoding_settings,
     explain,
     generate_hypotheses,
@@ -201,6 +203,32 @@ def test_bad_input_is_refused_with_a_message(explorer, checkpoints):
         Explorer(only=[name]).get(checkpoints["none"])
 
 
+def test_the_reported_scores_come_from_the_model_card_else_from_test_results(tmp_path):
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    assert card_scores(str(tmp_path)) == []
+    (tmp_path / "test_results.json").write_text(json.dumps({"test_bleu": 21.456, "test_chrf": 50.0}))
+    assert card_scores(str(tmp_path)) == [
+        "BLEU 21.46 (test split, test_results.json)",
+        "chrF 50.00 (test split, test_results.json)",
+    ]
+    result = EvalResult(task_type="translation", dataset_type="ding", dataset_name="ding (de-en), test split",
+                        metric_type="bleu", metric_name="BLEU", metric_value=23.45)  # fmt: skip
+    card = ModelCard.from_template(ModelCardData(eval_results=[result], model_name="m"))
+    card.save(tmp_path / "README.md")
+    assert card_scores(str(tmp_path)) == ["BLEU 23.45 (ding (de-en), test split)"]
+
+
+def test_the_script_ends_with_one_line_for_a_missing_checkpoint(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("explore_script", REPO_ROOT / "scripts" / "explore.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--model", str(tmp_path / "missing"), "--device", "cpu"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip() == f"explore.py: error: No such checkpoint folder: {tmp_path / 'missing'}"
+
+
 def test_figures_escape_nothing_and_keep_repeated_tokens_apart():
     weights = torch.tensor([[[[0.5, 0.5], [0.9, 0.1]]]])  # [layers, heads, queries, keys]
     heatmap = heatmap_figure(weights, [".", "."], ["a", "a"], "t")
@@ -318,16 +346,20 @@ def test_a_browser_loads_the_page_and_draws_the_heatmap(served, tmp_path):
             page.goto(served, timeout=30_000)
             page.fill("#sentence textarea", "")
             page.click("#translate")
-            page.wait_for_function("document.querySelector('#message').innerText.includes('Type a sentence')")
+            page.wait_for_function("(document.querySelector('#message')?.innerText || '').includes('Type a sentence')")
             assert "Traceback" not in page.inner_text("body")
             page.fill("#sentence textarea", SENTENCE)
             page.click("#translate")
             heatmap = page.locator("#cross-heatmap .js-plotly-plot")
             heatmap.wait_for(timeout=30_000)
-            page.wait_for_function("document.querySelector('#translation textarea').value.length > 0")
+            page.wait_for_function("(document.querySelector('#translation textarea')?.value || '').length > 0")
             assert page.locator("#cross-heatmap .heatmaplayer image, #cross-heatmap .hm").count() > 0
             path = tmp_path / "page.png"
             heatmap.screenshot(path=str(path))
+            # A link with ?sentence= translates that sentence as the page opens.
+            page.goto(f"{served}?sentence={urllib.parse.quote(TEXTS[1])}", timeout=30_000)
+            page.wait_for_function("(document.querySelector('#translation textarea')?.value || '').length > 0")
+            assert page.input_value("#sentence textarea") == TEXTS[1]
         finally:
             browser.close()
     image = Image.open(path).convert("L")
