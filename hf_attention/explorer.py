@@ -147,7 +147,8 @@ def _source_inputs(model, tokenizer, sentence: str) -> dict:
 @torch.no_grad()
 def generate_hypotheses(model, tokenizer, sentence: str, **generate_kwargs) -> list[Hypothesis]:
     """The outputs of `generate` for `sentence`, best first (one for greedy decoding and sampling, the n-best list
-    for beam search with `num_return_sequences`), each with its token ids cut as `align` cuts them."""
+    for beam search with `num_return_sequences`), each with its token ids as `align` takes labels: no decoder
+    start token, up to the first end token, no padding."""
     model.eval()
     warn_about_truncation(tokenizer, [sentence], [0])
     inputs = _source_inputs(model, tokenizer, sentence)
