@@ -10,7 +10,7 @@ compare them with `translation.align` / `translate`. Gradio and Plotly are the o
 import html
 import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from transformers import AutoModelForSeq2SeqLM
 
 from .tokenization import load_tokenizer
-from .translation import Alignment, check_generation_settings, warn_about_truncation
+from .translation import Alignment, alignment_from_outputs, check_generation_settings, warn_about_truncation
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +63,12 @@ class Explanation:
     """Everything the page shows of one hypothesis, from one teacher-forced pass over its tokens.
 
     alignment: `translation.Alignment` (weights: [layers, heads, tgt_len, src_len]; encoder_self_attention:
-        [self-attention layers, heads, src_len, src_len]).
-    decoder_self_attention: [self-attention layers, heads, tgt_len, tgt_len], None for an RNN decoder.
+        [self-attention layers, heads, src_len, src_len]; decoder_self_attention: [self-attention layers, heads,
+        tgt_len, tgt_len]).
     token_probabilities: [tgt_len], p(y_i | y_<i, x) of each of the hypothesis's own tokens.
     """
 
     alignment: Alignment
-    decoder_self_attention: torch.Tensor | None
     token_probabilities: torch.Tensor
 
 
@@ -185,22 +184,8 @@ def explain(model, tokenizer, sentence: str, token_ids: list[int]) -> Explanatio
     inputs = _source_inputs(model, tokenizer, sentence)
     labels = torch.tensor([token_ids], device=model.device)
     outputs = model(**inputs, labels=labels, output_attentions=True)
-
-    def first_row_of_each(layers):
-        return None if layers is None else torch.stack([layer[0] for layer in layers]).float().cpu()
-
     probabilities = outputs.logits[0].float().softmax(dim=-1).gather(-1, labels[0, :, None])[:, 0].cpu()
-    values = {
-        "source_tokens": tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
-        "target_tokens": tokenizer.convert_ids_to_tokens(token_ids),
-        "weights": first_row_of_each(outputs.cross_attentions),
-        "translation": tokenizer.decode(token_ids, skip_special_tokens=True),
-        "encoder_self_attention": first_row_of_each(outputs.encoder_attentions),
-        "decoder_self_attention": first_row_of_each(outputs.decoder_attentions),
-    }
-    # Alignment gains fields over time (decoder self-attention): fill the ones this version has.
-    alignment = Alignment(**{field.name: values[field.name] for field in fields(Alignment) if field.name in values})
-    return Explanation(alignment, values["decoder_self_attention"], probabilities)
+    return Explanation(alignment_from_outputs(tokenizer, inputs["input_ids"][0], labels[0], outputs), probabilities)
 
 
 def word_groups(tokens: list[str], special_tokens: set[str] = frozenset()) -> list[tuple[str, list[int]]]:
@@ -462,7 +447,7 @@ def render(explanation: Explanation, special_tokens: set[str], merge: bool, laye
     kinds = {
         "cross": (alignment.weights, target, source, "cross attention (source → output)", NO_ALIGNMENT),
         "encoder_self": (alignment.encoder_self_attention, source, source, "encoder self-attention", NO_ENCODER),
-        "decoder_self": (explanation.decoder_self_attention, target, target, "decoder self-attention", NO_DECODER),
+        "decoder_self": (alignment.decoder_self_attention, target, target, "decoder self-attention", NO_DECODER),
     }
     views = {"probabilities": probability_rows(explanation)}
     for kind, (weights, queries, keys, name, absent) in kinds.items():

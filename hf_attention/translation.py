@@ -157,12 +157,23 @@ def align(model, tokenizer, sentence: str, target: str | None = None, **generate
     else:
         labels = tokenizer(text_target=[target], return_tensors="pt")["input_ids"][0].to(model.device)
     outputs = model(**inputs, labels=labels[None], output_attentions=True)
+    return alignment_from_outputs(tokenizer, inputs["input_ids"][0], labels, outputs)
+
+
+def alignment_from_outputs(tokenizer, input_ids: torch.Tensor, labels: torch.Tensor, outputs) -> Alignment:
+    """The `Alignment` of the first row of a teacher-forced pass run with `output_attentions=True`.
+
+    Args:
+        input_ids: [src_len], that row's source ids.
+        labels: [tgt_len], that row's target ids (no decoder start token, no padding).
+        outputs: the model's `Seq2SeqLMOutput` for the batch.
+    """
 
     def first_row_of_each(layers):
         return None if layers is None else torch.stack([layer[0] for layer in layers]).float().cpu()
 
     return Alignment(
-        source_tokens=tokenizer.convert_ids_to_tokens(inputs["input_ids"][0].tolist()),
+        source_tokens=tokenizer.convert_ids_to_tokens(input_ids.tolist()),
         target_tokens=tokenizer.convert_ids_to_tokens(labels.tolist()),
         weights=first_row_of_each(outputs.cross_attentions),
         translation=tokenizer.decode(labels, skip_special_tokens=True),
@@ -236,6 +247,7 @@ def plot_alignments(alignment: Alignment, path: str | Path, title: str | None = 
 __all__ = [
     "Alignment",
     "align",
+    "alignment_from_outputs",
     "batched",
     "check_generation_settings",
     "plot_alignment",

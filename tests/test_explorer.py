@@ -115,21 +115,18 @@ def test_the_views_show_the_weights_that_align_and_the_model_return(explorer, ch
     assert shown.translation == expected.translation == hypothesis.text
     torch.testing.assert_close(shown.weights, expected.weights)
     torch.testing.assert_close(shown.encoder_self_attention, expected.encoder_self_attention)
-    # The decoder's self-attention straight from the model's outputs (align may not return it).
+    torch.testing.assert_close(shown.decoder_self_attention, expected.decoder_self_attention)
+    # The decoder's self-attention straight from the model's outputs too.
     inputs = tokenizer([SENTENCE], return_tensors="pt")
     labels = torch.tensor([hypothesis.token_ids])
     outputs = model(**inputs, labels=labels, output_attentions=True)
-    torch.testing.assert_close(
-        explanation.decoder_self_attention, torch.stack([a[0] for a in outputs.decoder_attentions])
-    )
-    if getattr(expected, "decoder_self_attention", None) is not None:
-        torch.testing.assert_close(explanation.decoder_self_attention, expected.decoder_self_attention)
+    torch.testing.assert_close(shown.decoder_self_attention, torch.stack([a[0] for a in outputs.decoder_attentions]))
     expected_probabilities = outputs.logits[0].softmax(-1).gather(-1, labels[0, :, None])[:, 0]
     torch.testing.assert_close(explanation.token_probabilities, expected_probabilities)
 
     views = explorer.views(name, SENTENCE, hypothesis, merge=False, layer=-1, head=-1)
     attentions = {"cross": shown.weights, "encoder_self": shown.encoder_self_attention,
-                  "decoder_self": explanation.decoder_self_attention}  # fmt: skip
+                  "decoder_self": shown.decoder_self_attention}  # fmt: skip
     titles = {"cross": "decoder layer 1", "encoder_self": "encoder layer 0", "decoder_self": "decoder layer 1"}
     for kind, weights in attentions.items():
         note, heatmap, lines = views[kind]
@@ -274,7 +271,7 @@ def test_the_page_answers_through_gradio_client(served, checkpoints, explorer):
     assert [float(row[2]) for row in rows] == pytest.approx([hypothesis.score for hypothesis in expected], abs=1e-4)
     explanation = explain(model, tokenizer, SENTENCE, expected[0].token_ids)
     weights = {"cross": explanation.alignment.weights, "encoder_self": explanation.alignment.encoder_self_attention,
-               "decoder_self": explanation.decoder_self_attention}  # fmt: skip
+               "decoder_self": explanation.alignment.decoder_self_attention}  # fmt: skip
     for (kind, expected_weights), note, heatmap in zip(weights.items(), views[0::3], views[1::3], strict=True):
         assert kind.split("_")[0] in note
         figure = json.loads(heatmap["plot"])
