@@ -340,7 +340,9 @@ def test_a_browser_loads_the_page_and_draws_the_heatmap(served, tmp_path):
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(served, timeout=30_000)
+            # Playwright's 30 s default is too short for the first translation on a loaded 2-core machine.
+            page.set_default_timeout(120_000)
+            page.goto(served)
             page.fill("#sentence textarea", "")
             page.click("#translate")
             page.wait_for_function("(document.querySelector('#message')?.innerText || '').includes('Type a sentence')")
@@ -348,13 +350,13 @@ def test_a_browser_loads_the_page_and_draws_the_heatmap(served, tmp_path):
             page.fill("#sentence textarea", SENTENCE)
             page.click("#translate")
             heatmap = page.locator("#cross-heatmap .js-plotly-plot")
-            heatmap.wait_for(timeout=30_000)
+            heatmap.wait_for()
             page.wait_for_function("(document.querySelector('#translation textarea')?.value || '').length > 0")
             assert page.locator("#cross-heatmap .heatmaplayer image, #cross-heatmap .hm").count() > 0
             path = tmp_path / "page.png"
             heatmap.screenshot(path=str(path))
             # A link with ?sentence= translates that sentence as the page opens.
-            page.goto(f"{served}?sentence={urllib.parse.quote(TEXTS[1])}", timeout=30_000)
+            page.goto(f"{served}?sentence={urllib.parse.quote(TEXTS[1])}")
             page.wait_for_function("(document.querySelector('#translation textarea')?.value || '').length > 0")
             assert page.input_value("#sentence textarea") == TEXTS[1]
         finally:
