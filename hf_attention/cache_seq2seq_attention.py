@@ -13,18 +13,6 @@ import torch
 from transformers.cache_utils import Cache, CacheLayerMixin, DynamicLayer
 
 
-def _consecutive_row_ids(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """[batch] int64 ids, the same for a row and the row before it where both their keys and their values are equal.
-
-    Args:
-        keys: [batch, heads, src_len, head_dim].
-        values: [batch, heads, src_len, head_dim].
-    """
-    same_as_previous = ((keys[1:] == keys[:-1]) & (values[1:] == values[:-1])).flatten(1).all(dim=1)
-    starts = torch.cat([same_as_previous.new_ones(min(1, len(keys))), ~same_as_previous])
-    return starts.long().cumsum(0)
-
-
 class Seq2SeqAttentionLayerCache(CacheLayerMixin):
     """State of one decoder layer.
 
@@ -35,9 +23,6 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
             for a self-attention layer.
         self_attention: a `DynamicLayer` with the self-attention keys and values of the past target tokens, each
             [batch, heads, num_tokens, head_dim]; None for an RNN layer.
-        memory_ids: [batch], int64, equal for consecutive rows whose encoder keys and values are identical (the beams
-            of one sentence); None without keys. Beam reordering copies the keys and values only when it would move
-            a row onto different ones.
         num_tokens: how many target tokens the layer has consumed.
         device: the device the state is computed on, where `prefetch` moves it back after `offload`.
     """
@@ -48,15 +33,12 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
     def __init__(self):
         super().__init__()
         self.rnn_state: torch.Tensor | None = None
-        self.memory_ids: torch.Tensor | None = None
         self.self_attention: DynamicLayer | None = None
         self.num_tokens = 0
         self.device: torch.device | None = None  # where the model computes the state (kept across `offload`)
 
     def lazy_initialization(self, key_states: torch.Tensor | None, value_states: torch.Tensor | None) -> None:
         self.keys, self.values = key_states, value_states
-        if key_states is not None:
-            self.memory_ids = _consecutive_row_ids(key_states, value_states)
         self.is_initialized = True
 
     def update(
@@ -106,10 +88,10 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
         source_length = 0 if self.keys is None else self.keys.shape[-2]
         return source_length, 0
 
-    def _map_batch(self, fn, include_memory: bool = True) -> None:
+    def _map_batch(self, fn) -> None:
         # Every tensor here has the batch on dim 0, so beam reordering, expansion and selection are one function each.
-        if self.keys is not None and include_memory:
-            self.keys, self.values, self.memory_ids = fn(self.keys), fn(self.values), fn(self.memory_ids)
+        if self.keys is not None:
+            self.keys, self.values = fn(self.keys), fn(self.values)
         if self.rnn_state is not None:
             self.rnn_state = fn(self.rnn_state)
         if self.self_attention is not None:
@@ -117,17 +99,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
             self.self_attention.values = fn(self.self_attention.values)
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Reorder every state along the batch by `beam_idx` [batch].
-
-        Beam search only moves a beam onto another beam of its own sentence, whose encoder keys and values are the
-        same: on a CPU that case keeps them where they are instead of copying them at every step. On an accelerator
-        they are always copied: telling the cases apart would wait for the device.
-        """
-        ids = self.memory_ids
-        keeps_memory = (
-            ids is not None and ids.device.type == "cpu" and torch.equal(ids.index_select(0, beam_idx.cpu()), ids)
-        )
-        self._map_batch(lambda tensor: tensor.index_select(0, beam_idx.to(tensor.device)), not keeps_memory)
+        self._map_batch(lambda tensor: tensor.index_select(0, beam_idx.to(tensor.device)))
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         self._map_batch(lambda tensor: tensor.repeat_interleave(repeats, dim=0))
@@ -145,7 +117,7 @@ class Seq2SeqAttentionLayerCache(CacheLayerMixin):
             self._map_batch(lambda tensor: tensor.to(self.device, non_blocking=True))
 
     def reset(self) -> None:
-        self.keys = self.values = self.memory_ids = self.rnn_state = self.self_attention = None
+        self.keys = self.values = self.rnn_state = self.self_attention = None
         self.num_tokens = 0
         self.is_initialized = False
 

@@ -313,31 +313,6 @@ def test_cache_reorders_selects_and_repeats_along_the_batch():
         cache.crop(-1)
 
 
-def test_cache_keeps_the_source_keys_when_beams_stay_on_their_sentence():
-    model = make_model("bahdanau", "lstm")
-    input_ids, attention_mask, _ = batch()
-    beams = 2
-    out = model(
-        input_ids.repeat_interleave(beams, dim=0),
-        attention_mask=attention_mask.repeat_interleave(beams, dim=0),
-        decoder_input_ids=torch.ones(3 * beams, 2, dtype=torch.long),
-        use_cache=True,
-    )
-    layer = out.past_key_values.layers[0]
-    assert layer.memory_ids.tolist() == [1, 1, 2, 2, 3, 3]
-    keys, values, state = layer.keys, layer.values, layer.rnn_state.clone()
-    within_sentences = torch.tensor([1, 1, 2, 3, 5, 4])
-    out.past_key_values.reorder_cache(within_sentences)
-    # No copy: the very same tensors, whose rows are what a copy would have held.
-    assert layer.keys is keys and layer.values is values
-    assert torch.equal(keys, keys[within_sentences]) and torch.equal(values, values[within_sentences])
-    assert torch.equal(layer.rnn_state, state[within_sentences])
-    across_sentences = torch.tensor([4, 4, 0, 1, 2, 3])
-    out.past_key_values.reorder_cache(across_sentences)
-    assert torch.equal(layer.keys, keys[across_sentences]) and torch.equal(layer.values, values[across_sentences])
-    assert layer.memory_ids.tolist() == [3, 3, 1, 1, 2, 2]
-
-
 def test_cache_holds_the_growing_self_attention_keys_and_reorders_them():
     model = make_model("bahdanau", "lstm", decoder_layer_types=["self_attention", "rnn"])
     input_ids, attention_mask, _ = batch()
