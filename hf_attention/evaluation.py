@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .arguments import DataArguments
+from .beam_search import beam_search_dropping_finished
 from .metrics import load_translation_metric
 from .translation import align, plot_alignment, plot_self_attentions, translate
 
@@ -102,7 +103,8 @@ def build_compute_metrics(tokenizer, metric, decoder_start_token_id: int | None 
 
 
 def evaluate_generation(accelerator, model, dataloader, tokenizer, metric) -> dict[str, float]:
-    """Validation BLEU / chrF / gen_len of `generate` (the model's generation config) over every process's share.
+    """Validation BLEU / chrF / gen_len of `generate` (the model's generation config, finished sentences dropped from
+    the batch as the Trainer's evaluation does) over every process's share.
 
     `gather_for_metrics` drops the samples Accelerate repeats to give every process as many batches, so each
     validation pair counts once whatever the number of processes.
@@ -113,7 +115,11 @@ def evaluate_generation(accelerator, model, dataloader, tokenizer, metric) -> di
     hypotheses, references, lengths = [], [], []
     for batch in dataloader:
         with torch.no_grad():
-            generated = generator.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            generated = generator.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                custom_generate=beam_search_dropping_finished,
+            )
         generated = accelerator.pad_across_processes(generated, dim=1, pad_index=tokenizer.pad_token_id)
         labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
         generated, labels = accelerator.gather_for_metrics((generated, labels))

@@ -32,6 +32,7 @@ from .arguments import (
     resolve_cpu_precision,
 )
 from .batching import ShuffledLengthGroupedSampler, build_token_batch_dataloader, pair_lengths
+from .beam_search import beam_search_dropping_finished
 from .budget import WallClockBudget, budgeted_lr_schedule
 from .checkpoints import resolve_resume_checkpoint
 from .evaluation import build_compute_metrics, evaluate_test_split
@@ -123,14 +124,16 @@ class TranslationTrainer(Seq2SeqTrainer):
             self.model.generation_config = generation_config
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
-        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **self._length_limit(gen_kwargs))
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **self._generation_kwargs(gen_kwargs))
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", **gen_kwargs):
-        return super().predict(test_dataset, ignore_keys, metric_key_prefix, **self._length_limit(gen_kwargs))
+        return super().predict(test_dataset, ignore_keys, metric_key_prefix, **self._generation_kwargs(gen_kwargs))
 
-    def _length_limit(self, gen_kwargs: dict) -> dict:
-        """`gen_kwargs` bounded by the generation config's `max_new_tokens` unless they bound it themselves: else the
-        Trainer adds `generation_max_length` as `max_length`, and generate warns that both are set."""
+    def _generation_kwargs(self, gen_kwargs: dict) -> dict:
+        """`gen_kwargs` with beam search dropping finished sentences (the same translations, sooner), bounded by the
+        generation config's `max_new_tokens` unless they bound it themselves: else the Trainer adds
+        `generation_max_length` as `max_length`, and generate warns that both are set."""
+        gen_kwargs = {"custom_generate": beam_search_dropping_finished, **gen_kwargs}
         limit = self.model.generation_config.max_new_tokens
         if limit is None or gen_kwargs.get("max_length") is not None or gen_kwargs.get("max_new_tokens") is not None:
             return gen_kwargs

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .beam_search import beam_search_dropping_finished
 from .plotting import plot_attention
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ def translate(model, tokenizer, sentences: Iterable[str], batch_size: int = 32, 
     """Translate `sentences`, returning one decoded string per input, in input order.
 
     Sentences are batched by length (sorted, then restored) so that little of each batch is padding;
-    `generate_kwargs` (num_beams, max_new_tokens, ...) override the model's generation config.
+    `generate_kwargs` (num_beams, max_new_tokens, ...) override the model's generation config. Beam search takes
+    each sentence out of its batch once its translation is final (`beam_search.beam_search_dropping_finished`,
+    the same translations as `generate`'s own beam search).
 
     A sentence longer than `tokenizer.model_max_length` tokens is truncated to that length, as the model was trained
     on; a warning (logger `hf_attention.translation`) names its index in `sentences`, its length and the limit. Split
@@ -98,6 +101,7 @@ def translate(model, tokenizer, sentences: Iterable[str], batch_size: int = 32, 
         ValueError: `num_beams`, `max_new_tokens` or `num_return_sequences` below 1, before anything is generated.
     """
     check_generation_settings(generate_kwargs)
+    generate_kwargs = {"custom_generate": beam_search_dropping_finished, **generate_kwargs}
     sentences = list(sentences)
     warn_about_truncation(tokenizer, sentences, range(len(sentences)))
     model.eval()
