@@ -1,5 +1,7 @@
 """Beam search that drops finished sentences: the same sequences as `generate`'s own search, on fewer rows."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -40,16 +42,23 @@ def source_batch() -> dict:
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-def decoder_rows_per_step(model, **generate_kwargs) -> tuple[torch.Tensor, list[int]]:
-    """The generated sequences, and the number of decoder rows of each forward call."""
+@contextlib.contextmanager
+def recorded_decoder_rows(model):
+    """Yield a list that receives the number of decoder rows of each forward call of `model` inside the block."""
     rows = []
     hook = model.register_forward_pre_hook(
         lambda module, args, kwargs: rows.append(kwargs["decoder_input_ids"].shape[0]), with_kwargs=True
     )
     try:
-        sequences = model.generate(**source_batch(), max_new_tokens=15, **generate_kwargs)
+        yield rows
     finally:
         hook.remove()
+
+
+def decoder_rows_per_step(model, **generate_kwargs) -> tuple[torch.Tensor, list[int]]:
+    """The generated sequences, and the number of decoder rows of each forward call."""
+    with recorded_decoder_rows(model) as rows:
+        sequences = model.generate(**source_batch(), max_new_tokens=15, **generate_kwargs)
     return sequences, rows
 
 
@@ -123,14 +132,8 @@ def test_translate_decodes_on_fewer_rows_with_the_same_translations():
     expected = tokenizer.batch_decode(
         model.generate(**inputs, num_beams=4, max_new_tokens=15), skip_special_tokens=True
     )
-    rows = []
-    hook = model.register_forward_pre_hook(
-        lambda module, args, kwargs: rows.append(kwargs["decoder_input_ids"].shape[0]), with_kwargs=True
-    )
-    try:
+    with recorded_decoder_rows(model) as rows:
         translations = translate(model, tokenizer, texts, batch_size=6, num_beams=4, max_new_tokens=15)
-    finally:
-        hook.remove()
     assert translations == expected
     assert rows[0] == 24 and rows[-1] < 24
 
