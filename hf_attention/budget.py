@@ -19,8 +19,9 @@ class WallClockBudget(TrainerCallback, ExportableState):
     """Stop training at the first step that ends after `max_train_minutes`, saving and evaluating that step.
 
     The time counts from the start of training and includes the evaluations and saves in between (they are part of
-    what the budget promises). The time already spent is saved with every checkpoint (`state`), so a resumed run gets
-    only what is left.
+    what the budget promises). Every entry of the Trainer's `log_history` gets the minutes spent so far
+    (`train_minutes`), for learning curves against wall-clock time. The time already spent is saved with every
+    checkpoint (`state`), so a resumed run gets only what is left.
     """
 
     def __init__(self, max_train_minutes: float, elapsed_seconds: float = 0.0):
@@ -56,6 +57,11 @@ class WallClockBudget(TrainerCallback, ExportableState):
         control.should_training_stop = True
         control.should_save = args.save_strategy != "no"
         control.should_evaluate = args.eval_strategy != "no"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        # The Trainer has just appended this entry to log_history: stamping it there lets learning curves use minutes.
+        if state.log_history:
+            state.log_history[-1]["train_minutes"] = round(self.elapsed() / 60.0, 3)
 
     def state(self) -> dict:
         return {

@@ -171,6 +171,8 @@ def test_time_budget_stops_with_a_saved_evaluated_checkpoint_and_a_finished_sche
     assert [entry["step"] for entry in state["log_history"] if "eval_bleu" in entry] == [step]
     rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
     assert rates[0] > 0.5 * max(rates) and rates[-1] < 0.05 * max(rates)  # decayed over the time, to the end
+    minutes = [entry["train_minutes"] for entry in state["log_history"]]
+    assert minutes == sorted(minutes) and 0.05 <= minutes[-1] < 1.0  # every entry stamped with the time spent
     checkpoint = tmp_path / f"checkpoint-{step}"
     assert resolve_resume_checkpoint(True, tmp_path) == str(checkpoint)
     model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
