@@ -1,6 +1,6 @@
 """The package's figures, in the manner of Bahdanau et al. 2015: attention heatmaps (their Figure 3: source words on
-the x axis, generated target words on the y axis, the weight a_ij as the brightness of cell (i, j)) and scores
-against source length (their Figure 2)."""
+the x axis, generated target words on the y axis, the weight a_ij as the brightness of cell (i, j)), scores
+against source length (their Figure 2), and a run's learning curves."""
 
 from pathlib import Path
 
@@ -119,4 +119,45 @@ def plot_by_length(
     return save_figure(figure, path, dpi=100)
 
 
-__all__ = ["METRIC_NAMES", "plot_attention", "plot_by_length", "save_figure"]
+def plot_learning_curves(log_history: list[dict], path: str | Path, title: str | None = None) -> Path:
+    """Training and validation loss (left) and validation BLEU (right) along a run, to tell a model still learning
+    (validation loss falling at the end) from one overfitting its data (validation loss rising while training loss
+    falls).
+
+    Args:
+        log_history: the run's log records in order, as the Trainer's `state.log_history` or the Accelerate loop's
+            `log_history.jsonl`: each with `step`, and `loss` (training), `eval_loss` or `eval_bleu` where logged.
+            The x axis is the training minutes (`train_minutes`, written under a time budget) when every record has
+            them, else the step.
+        path: the image to write.
+    """
+    by_minutes = bool(log_history) and all("train_minutes" in record for record in log_history)
+    x_key = "train_minutes" if by_minutes else "step"
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        points = [(record[x_key], record[key]) for record in log_history if record.get(key) is not None]
+        return [x for x, _ in points], [y for _, y in points]
+
+    curves = {key: series(key) for key in ("loss", "eval_loss", "eval_bleu")}
+    if not any(xs for xs, _ in curves.values()):
+        raise ValueError("nothing to plot: no record has loss, eval_loss or eval_bleu")
+    plt = _pyplot()
+    figure, (loss_axis, bleu_axis) = plt.subplots(1, 2, figsize=(10.0, 4.0))
+    for key, label, style in (("loss", "training", "-"), ("eval_loss", "validation", "o-")):
+        xs, ys = curves[key]
+        if xs:
+            loss_axis.plot(xs, ys, style, label=label, markersize=3)
+    loss_axis.set_ylabel("loss (as trained: label-smoothed)")
+    loss_axis.legend()
+    xs, ys = curves["eval_bleu"]
+    bleu_axis.plot(xs, ys, "o-", color="tab:green", markersize=3)
+    bleu_axis.set_ylabel("validation BLEU")
+    for axis in (loss_axis, bleu_axis):
+        axis.set_xlabel("training minutes" if by_minutes else "step")
+        axis.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return save_figure(figure, path, dpi=100)
+
+
+__all__ = ["METRIC_NAMES", "plot_attention", "plot_by_length", "plot_learning_curves", "save_figure"]

@@ -33,6 +33,7 @@ from .evaluation import evaluate_generation, evaluate_test_split
 from .hub import check_repo_id, push_checkpoint
 from .loading import load_data_and_model
 from .metrics import load_translation_metric
+from .plotting import plot_learning_curves
 from .run_record import SECRET_NAME, write_run_record
 
 logger = get_logger(__name__)
@@ -318,6 +319,10 @@ def run_accelerate_training(
         }
         with (output_dir / "train_results.json").open("w") as file:
             json.dump(metrics, file, indent=2)
+        with (output_dir / "log_history.jsonl").open() as history:
+            records = [json.loads(line) for line in history]
+        curves = plot_learning_curves(records, output_dir / "learning_curves.png", str(output_dir))
+        logger.info("learning curves: %s", curves)
         metrics |= evaluate_test_split(
             # The saved checkpoint, as users load it (not the model under the mixed-precision wrapper).
             AutoModelForSeq2SeqLM.from_pretrained(output_dir).to(accelerator.device),

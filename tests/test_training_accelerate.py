@@ -67,6 +67,7 @@ def test_two_processes_run_and_save_a_loadable_model(one_and_two_processes):
     for name, parameter in model.state_dict().items():
         torch.testing.assert_close(parameter, saved.get(name, saved["model.encoder.embed_tokens.weight"]), msg=name)
     assert sorted(path.name for path in two.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+    assert (two / "learning_curves.png").is_file()
 
 
 def test_two_processes_train_exactly_like_one(one_and_two_processes):

@@ -37,7 +37,8 @@ def test_train_script_leaves_a_complete_loadable_checkpoint(tiny_run):
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSeq2SeqLM"].endswith("Seq2SeqAttentionForConditionalGeneration")
     for name in ("model.safetensors", "modeling_seq2seq_attention.py", "attention.py", "tokenizer.json",
-                 "generation_config.json", "attention_0.png", "trainer_state.json"):  # fmt: skip
+                 "generation_config.json", "attention_0.png", "trainer_state.json",
+                 "learning_curves.png"):  # fmt: skip
         assert (tiny_run / name).is_file(), name
     assert json.loads((tiny_run / "generation_config.json").read_text())["num_beams"] == 2
 
