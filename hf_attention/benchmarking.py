@@ -82,6 +82,11 @@ class BenchmarkArguments:
     translation_batch_sizes: list[int] = field(default_factory=lambda: [32, 100])
     translation_only: bool = field(default=False, metadata={"help": "only the rows of --translation_model"})
     threads: int | None = field(default=None, metadata={"help": "torch threads; default: torch's choice"})
+    profile_operators: int = field(
+        default=0,
+        metadata={"help": "with N > 0, profile each model's training steps (torch.profiler) and report the N "
+                  "operators that take the most time, at each training length"},
+    )  # fmt: skip
     seed: int = 0
 
     def __post_init__(self):
@@ -208,6 +213,43 @@ def time_training(model, args: BenchmarkArguments, length: int) -> float:
         if step >= args.warmup:
             seconds.append(time.perf_counter() - start)
     return args.train_batch_size * length / statistics.median(seconds)
+
+
+# Inductor's compiled graphs appear under names with a hash; in this package only the fused additive kernels compile.
+COMPILED_GRAPH_PREFIX = "## Call CompiledFxGraph"
+COMPILED_GRAPH_LABEL = "fused additive kernels (compiled)"
+
+
+def profile_training(model, args: BenchmarkArguments, length: int) -> dict:
+    """Where a training step's time goes: `torch.profiler` over `args.repeats` steps at source = target length
+    `length` (after warm-up), the `args.profile_operators` operators with the most self time (CPU time on the CPU,
+    device time on CUDA), each with its milliseconds per step and its share of the profiled time; every compiled graph
+    counts as one operator, `COMPILED_GRAPH_LABEL`."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch = _batch(args, args.train_batch_size, length, torch.Generator().manual_seed(args.seed))
+    for _ in range(args.warmup):
+        _training_step(model, optimizer, batch, args)
+    on_cuda = args.device == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_cuda else [])
+    with torch.profiler.profile(activities=activities) as profiler:
+        for _ in range(args.repeats):
+            _training_step(model, optimizer, batch, args)
+        _synchronize(args)
+    self_time = {}
+    for event in profiler.key_averages():
+        name = COMPILED_GRAPH_LABEL if event.key.startswith(COMPILED_GRAPH_PREFIX) else event.key
+        microseconds = event.self_device_time_total if on_cuda else event.self_cpu_time_total
+        self_time[name] = self_time.get(name, 0.0) + microseconds
+    total = sum(self_time.values())
+    ranked = sorted(self_time.items(), key=lambda item: item[1], reverse=True)[: args.profile_operators]
+    return {
+        "step_ms": round(total / 1000 / args.repeats, 1),
+        "operators": [
+            {"operator": name, "ms_per_step": round(time / 1000 / args.repeats, 1), "share": round(time / total, 3)}
+            for name, time in ranked
+        ],
+    }
 
 
 def time_generation(model, args: BenchmarkArguments, new_tokens: int, num_beams: int, use_cache: bool) -> float:
@@ -464,6 +506,11 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
                 record["peak_mem_mb"] = round(peak_training_memory_mb(model, args, model_name, length), 1)
             records.append(record)
             print(json.dumps(record), flush=True)
+            if args.profile_operators:
+                record = {**base, "task": "profile", "src_len": length, "tgt_len": length,
+                          "batch_size": args.train_batch_size, **profile_training(model, args, length)}  # fmt: skip
+                records.append(record)
+                print(json.dumps(record), flush=True)
         for new_tokens in args.new_tokens:
             for num_beams in args.num_beams:
                 for use_cache in (True, False):
@@ -541,6 +588,16 @@ def markdown_report(records: list[dict], args: BenchmarkArguments) -> str:
              f"torch {env['torch']}, transformers {env['transformers']}, {env['attn_implementation']}."]  # fmt: skip
     if names:
         lines += _model_tables(records, args, names)
+    profiles = [record for record in records if record["task"] == "profile"]
+    if profiles:
+        lines += ["", f"Where a training step's time goes (batch {args.train_batch_size}, torch.profiler, self time): "
+                  "the operators that take the most, ms per step (share)", "",
+                  "| model | length | profiled ms per step | operators |", "|---|---|---|---|"]  # fmt: skip
+        for record in profiles:
+            operators = ", ".join(
+                f"`{op['operator']}` {op['ms_per_step']} ({100 * op['share']:.0f}%)" for op in record["operators"]
+            )
+            lines.append(f"| {_label(record)} | {record['src_len']} | {record['step_ms']} | {operators} |")
     first_steps = [record for record in records if record["task"] == "first_step"]
     if first_steps:
         lines += ["", f"First training step of a new process, default bahdanau (batch {args.train_batch_size}, length "
@@ -562,6 +619,7 @@ __all__ = [
     "BenchmarkArguments",
     "build_benchmark_model",
     "build_marian",
+    "profile_training",
     "run_benchmark",
     "synchronizations_per_token",
     "time_test_translation",

@@ -3,6 +3,7 @@
     python scripts/benchmark.py --quick                    # lengths 16/64, 32 new tokens, fewer repeats
     python scripts/benchmark.py                            # the full grid (lengths 16/64/256, 32/256 new tokens)
     python scripts/benchmark.py --device cuda              # on a GPU (bf16 autocast by default)
+    python scripts/benchmark.py --quick --profile_operators 8   # and where each training step's time goes
     python scripts/benchmark.py --attention_types bahdanau --include_marian false --attention_chunk_size 1000000000000
 
 Writes OUTPUT_DIR/benchmark.json (a list of records) and OUTPUT_DIR/benchmark.md (tables of them).

@@ -1,6 +1,7 @@
 """hf_attention.benchmarking: the peer is matched in size, the translation rows score what translate gives, and bad
 arguments are refused. (Nothing here asserts a speed: speeds live in scripts/benchmark.py.)"""
 
+import dataclasses
 import json
 import os
 
@@ -9,10 +10,13 @@ import torch
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
 from hf_attention.benchmarking import (
+    COMPILED_GRAPH_LABEL,
+    COMPILED_GRAPH_PREFIX,
     BenchmarkArguments,
     build_benchmark_model,
     build_marian,
     markdown_report,
+    profile_training,
     run_benchmark,
 )
 from hf_attention.evaluation import corpus_scores
@@ -83,6 +87,33 @@ def test_report_of_a_run_with_model_rows_and_translation_rows_has_both_tables():
     report = markdown_report([translation, train], args)
     assert "| bahdanau | 10 | 123.4 | 5.0 |" in report
     assert "| Seq2SeqAttention (int8) | 100 | 1.5 | 7.1 | 27.0 |" in report
+
+
+def test_training_profile_ranks_operators_and_counts_the_compiled_kernels_as_one():
+    # Big enough for the fused kernels (4 x 4 x 32 x 32 x 16 score elements), small enough to be quick.
+    args = BenchmarkArguments(output_dir="unused", hidden_size=64, num_hidden_layers=1, train_batch_size=4,
+                              warmup=1, repeats=2, profile_operators=200, dtype="float32")  # fmt: skip
+    torch.manual_seed(0)
+    profile = profile_training(build_benchmark_model(args, "bahdanau"), args, length=32)
+    operators = profile["operators"]
+    names = [op["operator"] for op in operators]
+    assert names.count(COMPILED_GRAPH_LABEL) == 1
+    assert not any(name.startswith(COMPILED_GRAPH_PREFIX) for name in names)
+    assert "aten::mm" in names
+    shares = [op["share"] for op in operators]
+    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1.0, abs=0.01)  # all of them
+    for op in operators:
+        assert op["ms_per_step"] == pytest.approx(op["share"] * profile["step_ms"], abs=0.1), op
+    assert len(profile_training(build_benchmark_model(args, "none"), replace_top(args, 3), length=8)["operators"]) == 3
+
+    record = {"model": "Seq2SeqAttention", "attention_type": "bahdanau", "compile_additive_attention": None,
+              "task": "profile", "src_len": 32, **profile}  # fmt: skip
+    report = markdown_report([record], args)
+    assert f"| bahdanau | 32 | {profile['step_ms']} | `{names[0]}` {operators[0]['ms_per_step']} (" in report
+
+
+def replace_top(args: BenchmarkArguments, top: int) -> BenchmarkArguments:
+    return dataclasses.replace(args, profile_operators=top)
 
 
 def _report_variable(name, queue):
