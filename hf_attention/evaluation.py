@@ -17,6 +17,7 @@ import torch
 from .arguments import DataArguments
 from .beam_search import beam_search_dropping_finished
 from .metrics import load_translation_metric
+from .plotting import LEARNING_CURVE_KEYS, plot_learning_curves
 from .translation import align, plot_alignment, plot_self_attentions, translate
 
 logger = logging.getLogger(__name__)
@@ -200,6 +201,17 @@ def draw_heatmaps(
     return heatmaps
 
 
+def draw_learning_curves(log_history: list[dict], output_dir: str | Path) -> Path | None:
+    """Draw a run's learning curves (`plot_learning_curves`) into `output_dir/learning_curves.png`; None, with a log
+    line, for a run that logged no loss and no validation (e.g. fewer steps than `logging_steps`, no evaluation)."""
+    if not any(key in record for record in log_history for key in LEARNING_CURVE_KEYS):
+        logger.info("no learning curves: the run logged none of %s", ", ".join(LEARNING_CURVE_KEYS))
+        return None
+    path = plot_learning_curves(log_history, Path(output_dir) / "learning_curves.png", title=str(output_dir))
+    logger.info("learning curves: %s", path)
+    return path
+
+
 def evaluate_test_split(
     model, tokenizer, test_text, data_args: DataArguments, output_dir: str | Path, batch_size: int
 ) -> dict:
@@ -278,6 +290,7 @@ __all__ = [
     "corpus_scores",
     "decode_generations",
     "draw_heatmaps",
+    "draw_learning_curves",
     "evaluate_generation",
     "evaluate_test_split",
     "exact_match",

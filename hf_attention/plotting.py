@@ -119,6 +119,10 @@ def plot_by_length(
     return save_figure(figure, path, dpi=100)
 
 
+# The log keys a learning curve is drawn from: training loss, validation loss, validation BLEU.
+LEARNING_CURVE_KEYS = ("loss", "eval_loss", "eval_bleu")
+
+
 def plot_learning_curves(log_history: list[dict], path: str | Path, title: str | None = None) -> Path:
     """Training and validation loss (left) and validation BLEU (right) along a run, to tell a model still learning
     (validation loss falling at the end) from one overfitting its data (validation loss rising while training loss
@@ -138,7 +142,7 @@ def plot_learning_curves(log_history: list[dict], path: str | Path, title: str |
         points = [(record[x_key], record[key]) for record in log_history if record.get(key) is not None]
         return [x for x, _ in points], [y for _, y in points]
 
-    curves = {key: series(key) for key in ("loss", "eval_loss", "eval_bleu")}
+    curves = {key: series(key) for key in LEARNING_CURVE_KEYS}
     if not any(xs for xs, _ in curves.values()):
         raise ValueError("nothing to plot: no record has loss, eval_loss or eval_bleu")
     plt = _pyplot()
@@ -160,4 +164,11 @@ def plot_learning_curves(log_history: list[dict], path: str | Path, title: str |
     return save_figure(figure, path, dpi=100)
 
 
-__all__ = ["METRIC_NAMES", "plot_attention", "plot_by_length", "plot_learning_curves", "save_figure"]
+__all__ = [
+    "LEARNING_CURVE_KEYS",
+    "METRIC_NAMES",
+    "plot_attention",
+    "plot_by_length",
+    "plot_learning_curves",
+    "save_figure",
+]

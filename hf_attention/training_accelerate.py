@@ -29,11 +29,10 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqT
 from .arguments import DataArguments, ModelArguments, check_report_to, resolve_cpu_precision
 from .batching import build_eval_dataloader, build_train_dataloader, data_seed
 from .checkpoints import TrainingProgress, remove_partial_checkpoints, save_checkpoint
-from .evaluation import evaluate_generation, evaluate_test_split
+from .evaluation import draw_learning_curves, evaluate_generation, evaluate_test_split
 from .hub import check_repo_id, push_checkpoint
 from .loading import load_data_and_model
 from .metrics import load_translation_metric
-from .plotting import plot_learning_curves
 from .run_record import SECRET_NAME, write_run_record
 
 logger = get_logger(__name__)
@@ -320,9 +319,7 @@ def run_accelerate_training(
         with (output_dir / "train_results.json").open("w") as file:
             json.dump(metrics, file, indent=2)
         with (output_dir / "log_history.jsonl").open() as history:
-            records = [json.loads(line) for line in history]
-        curves = plot_learning_curves(records, output_dir / "learning_curves.png", str(output_dir))
-        logger.info("learning curves: %s", curves)
+            draw_learning_curves([json.loads(line) for line in history], output_dir)
         metrics |= evaluate_test_split(
             # The saved checkpoint, as users load it (not the model under the mixed-precision wrapper).
             AutoModelForSeq2SeqLM.from_pretrained(output_dir).to(accelerator.device),

@@ -35,11 +35,10 @@ from .batching import ShuffledLengthGroupedSampler, build_token_batch_dataloader
 from .beam_search import beam_search_dropping_finished
 from .budget import WallClockBudget, budgeted_lr_schedule
 from .checkpoints import resolve_resume_checkpoint
-from .evaluation import build_compute_metrics, evaluate_test_split
+from .evaluation import build_compute_metrics, draw_learning_curves, evaluate_test_split
 from .hub import UPLOAD_PATTERNS, build_model_card
 from .loading import load_data_and_model
 from .metrics import load_translation_metric
-from .plotting import plot_learning_curves
 from .run_record import write_run_record
 
 logger = logging.getLogger(__name__)
@@ -233,10 +232,7 @@ def run_training(
 
     metrics = {}
     if trainer.is_world_process_zero():
-        curves = plot_learning_curves(
-            trainer.state.log_history, Path(training_args.output_dir) / "learning_curves.png", training_args.output_dir
-        )
-        logger.info("learning curves: %s", curves)
+        draw_learning_curves(trainer.state.log_history, training_args.output_dir)
         # The saved checkpoint, as users load it: the Trainer's own model runs under its mixed-precision wrapper, which
         # under bf16 changed about one test translation in six of the German->English models.
         saved = AutoModelForSeq2SeqLM.from_pretrained(training_args.output_dir).to(training_args.device)

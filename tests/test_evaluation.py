@@ -8,7 +8,14 @@ from transformers import EvalPrediction
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
 from hf_attention.arguments import DataArguments
-from hf_attention.evaluation import build_compute_metrics, corpus_scores, exact_match, generated_lengths, tune_decoding
+from hf_attention.evaluation import (
+    build_compute_metrics,
+    corpus_scores,
+    draw_learning_curves,
+    exact_match,
+    generated_lengths,
+    tune_decoding,
+)
 from hf_attention.metrics import load_translation_metric
 from hf_attention.tokenization import train_tokenizer
 from hf_attention.translation import translate
@@ -109,3 +116,11 @@ def test_decoding_is_tuned_on_validation_with_every_setting_scored_as_translate_
                                length_penalty=record["length_penalty"])  # fmt: skip
         expected = corpus_scores(hypotheses, references)
         assert (record["bleu"], record["chrf"]) == (expected["bleu"], expected["chrf"])
+
+
+def test_learning_curves_are_drawn_only_for_a_run_that_logged_a_curve(tmp_path):
+    # Fewer steps than logging_steps and no evaluation: the Trainer logs only its summary.
+    assert draw_learning_curves([{"train_runtime": 1.0, "train_loss": 4.0, "step": 2}], tmp_path) is None
+    assert not (tmp_path / "learning_curves.png").exists()
+    path = draw_learning_curves([{"loss": 4.0, "step": 2}], tmp_path)
+    assert path == tmp_path / "learning_curves.png" and path.is_file()
