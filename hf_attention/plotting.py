@@ -151,7 +151,7 @@ def plot_learning_curves(log_history: list[dict], path: str | Path, title: str |
         xs, ys = curves[key]
         if xs:
             loss_axis.plot(xs, ys, style, label=label, markersize=3)
-    loss_axis.set_ylabel("loss (as trained: label-smoothed)")
+    loss_axis.set_ylabel("loss (as trained, label smoothing included)")
     loss_axis.legend()
     xs, ys = curves["eval_bleu"]
     bleu_axis.plot(xs, ys, "o-", color="tab:green", markersize=3)
