@@ -21,57 +21,74 @@ logger = logging.get_logger(__name__)
 # the work saved (the crossover is measured in docs/benchmark.md).
 FUSED_MIN_ELEMENTS = 2**16
 
-# tanh(x) ~ x P(x^2) / Q(x^2) on [-9, 9] (beyond, tanh is 1 to float32 precision), fitted by weighted least squares
-# on the relative error (Lawson iterations, float64); its error against float64 tanh is below 1e-6 (tests check it).
-# Inductor turns it into a few vector FMAs and one division, which is cheaper inside the kernels than torch.tanh.
-_TANH_NUMERATOR = (1.338030325e-01, 3.494741219e-03, 2.059579525e-05, 1.333764332e-08)
-_TANH_DENOMINATOR = (4.671362067e-01, 2.587372712e-02, 3.284276252e-04, 7.769291825e-07)
+# tanh(x) ~ x P(x^2) / Q(x^2) with P(0) = Q(0) = 1 on [-clamp, clamp] (beyond, tanh is 1 to the fit's precision),
+# fitted by weighted least squares in float64, one fit per input precision (the kernels compute in float32 either
+# way). Inductor turns each into a few vector FMAs and one division, cheaper inside the kernels than torch.tanh; the
+# fit for half-precision inputs has half the terms, and its error is far below the inputs' own rounding.
+TANH_FITS = {
+    # float32 and float64 inputs: error below 1e-6 against float64 tanh (tests check it)
+    "float32": (
+        9.0,
+        (1.338030325e-01, 3.494741219e-03, 2.059579525e-05, 1.333764332e-08),
+        (4.671362067e-01, 2.587372712e-02, 3.284276252e-04, 7.769291825e-07),
+    ),
+    # bfloat16 and float16 inputs (autocast): error below 1e-4, a fifth of float16's rounding, 1/40 of bfloat16's
+    "half": (5.0, (1.024923701e-01, 6.718535048e-04), (4.355597664e-01, 1.283657940e-02)),
+}
 
 
-def rational_tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh(x) to float32 precision as a rational function, odd and exactly 0 at 0.
+def tanh_fit_for(*dtypes: torch.dtype) -> str:
+    """The `TANH_FITS` entry for inputs of these dtypes: "float32" if any of them is float32 or wider, else "half"."""
+    return "float32" if any(dtype in (torch.float32, torch.float64) for dtype in dtypes) else "half"
+
+
+def rational_tanh(x: torch.Tensor, fit: str = "float32") -> torch.Tensor:
+    """tanh(x) as a rational function (`TANH_FITS[fit]`), odd and exactly 0 at 0.
 
     Args:
         x: any shape.
+        fit: "float32" (float32 precision) or "half" (for bfloat16 / float16 inputs).
 
     Returns:
         tanh(x): the shape of `x`.
     """
-    x = x.clamp(-9.0, 9.0)
+    clamp, numerator_coefficients, denominator_coefficients = TANH_FITS[fit]
+    x = x.clamp(-clamp, clamp)
     squared = x * x
-    numerator, denominator = _TANH_NUMERATOR[-1], _TANH_DENOMINATOR[-1]
-    for p, q in zip(_TANH_NUMERATOR[-2::-1], _TANH_DENOMINATOR[-2::-1], strict=True):
+    numerator, denominator = numerator_coefficients[-1], denominator_coefficients[-1]
+    for p, q in zip(numerator_coefficients[-2::-1], denominator_coefficients[-2::-1], strict=True):
         numerator = numerator * squared + p
         denominator = denominator * squared + q
     return x * (numerator * squared + 1.0) / (denominator * squared + 1.0)
 
 
 # The kernels below take, in float32 or float64: query [batch, heads, tgt, head_dim], keys [batch, heads, src,
-# head_dim], score_vector [heads, head_dim], grad (of the scores) [batch, heads, tgt, src].
+# head_dim], score_vector [heads, head_dim], grad (of the scores) [batch, heads, tgt, src]; and the `TANH_FITS` key
+# (a constant to the compiler: one set of kernels per fit).
 
 
-def _features(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def _features(query: torch.Tensor, keys: torch.Tensor, fit: str) -> torch.Tensor:
     """t_ijd = tanh(q_id + k_jd): [batch, heads, tgt, src, head_dim] (kept in registers once compiled)."""
-    return rational_tanh(query.unsqueeze(-2) + keys.unsqueeze(-3))
+    return rational_tanh(query.unsqueeze(-2) + keys.unsqueeze(-3), fit)
 
 
-def _fused_scores(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor) -> torch.Tensor:
+def _fused_scores(query: torch.Tensor, keys: torch.Tensor, score_vector: torch.Tensor, fit: str) -> torch.Tensor:
     """sum_d v_d t_ijd: [batch, heads, tgt, src]."""
-    return (_features(query, keys) * score_vector[None, :, None, None, :]).sum(-1)
+    return (_features(query, keys, fit) * score_vector[None, :, None, None, :]).sum(-1)
 
 
 def _fused_sums_over_source(
-    query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor
+    query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor, fit: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """sum_j g_ij (1 - t_ijd^2) and sum_j g_ij t_ijd: each [batch, heads, tgt, head_dim]."""
-    features = _features(query, keys)
+    features = _features(query, keys, fit)
     grad = grad.unsqueeze(-1)
     return (grad * (1 - features * features)).sum(3), (grad * features).sum(3)
 
 
-def _fused_sum_over_target(query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+def _fused_sum_over_target(query: torch.Tensor, keys: torch.Tensor, grad: torch.Tensor, fit: str) -> torch.Tensor:
     """sum_i g_ij (1 - t_ijd^2): [batch, heads, src, head_dim]."""
-    features = _features(query, keys)
+    features = _features(query, keys, fit)
     return (grad.unsqueeze(-1) * (1 - features * features)).sum(2)
 
 
@@ -109,7 +126,8 @@ class FusedAdditiveScores(torch.autograd.Function):
 
     With t_ijd = tanh(q_id + k_jd) and upstream gradient g_ij:
         dq_id = v_d sum_j g_ij (1 - t_ijd^2),   dk_jd = v_d sum_i g_ij (1 - t_ijd^2),   dv_d = sum_ijb g_ij t_ijd.
-    The kernels compute in float32 at least; results and gradients come back in each input's dtype.
+    The kernels compute in float32 at least, with the tanh fit of the inputs' precision (`tanh_fit_for`); results and
+    gradients come back in each input's dtype.
     """
 
     @staticmethod
@@ -117,8 +135,9 @@ class FusedAdditiveScores(torch.autograd.Function):
         """query: [batch, heads, tgt_len, head_dim], keys: [batch, heads, src_len, head_dim], score_vector: [heads,
         head_dim]; returns the scores [batch, heads, tgt_len, src_len]."""
         ctx.save_for_backward(query, keys, score_vector)
+        ctx.fit = tanh_fit_for(query.dtype, keys.dtype)
         query_, keys_, vector = _upcast(query, keys, score_vector)
-        return _compiled(_fused_scores)(query_, keys_, vector).to(query.dtype)
+        return _compiled(_fused_scores)(query_, keys_, vector, ctx.fit).to(query.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -126,10 +145,10 @@ class FusedAdditiveScores(torch.autograd.Function):
         """grad_scores: [batch, heads, tgt_len, src_len]; returns the gradients of query, keys and score_vector."""
         query, keys, score_vector = ctx.saved_tensors
         query_, keys_, vector, grad = _upcast(query, keys, score_vector, grad_scores)
-        derivative_sums, feature_sums = _compiled(_fused_sums_over_source)(query_, keys_, grad)
+        derivative_sums, feature_sums = _compiled(_fused_sums_over_source)(query_, keys_, grad, ctx.fit)
         vector = vector[None, :, None, :]
         grad_query = (vector * derivative_sums).to(query.dtype)
-        grad_keys = (vector * _compiled(_fused_sum_over_target)(query_, keys_, grad)).to(keys.dtype)
+        grad_keys = (vector * _compiled(_fused_sum_over_target)(query_, keys_, grad, ctx.fit)).to(keys.dtype)
         grad_vector = feature_sums.sum((0, 2)).to(score_vector.dtype)
         return grad_query, grad_keys, grad_vector
 
@@ -147,12 +166,12 @@ def fused_kernels_available(device_type: str) -> bool:
             # Distinct sizes, or dynamo would assume that equal ones stay equal and compile again for real shapes.
             query, keys = torch.zeros(2, 3, 4, 5, device=device_type), torch.zeros(2, 3, 6, 5, device=device_type)
             score_vector, grad = torch.zeros(3, 5, device=device_type), torch.zeros(2, 3, 4, 6, device=device_type)
-            _compiled(_fused_scores)(query, keys, score_vector)
+            _compiled(_fused_scores)(query, keys, score_vector, "float32")
             _compiled(_fused_scores)(
-                torch.zeros(2, 3, 1, 5, device=device_type), keys, score_vector
+                torch.zeros(2, 3, 1, 5, device=device_type), keys, score_vector, "float32"
             )  # a decoding step
-            _compiled(_fused_sums_over_source)(query, keys, grad)
-            _compiled(_fused_sum_over_target)(query, keys, grad)
+            _compiled(_fused_sums_over_source)(query, keys, grad, "float32")
+            _compiled(_fused_sum_over_target)(query, keys, grad, "float32")
     except Exception as error:  # a missing compiler surfaces as many different exception types
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         logger.warning(
@@ -179,8 +198,10 @@ def fused_additive_scores(query: torch.Tensor, keys: torch.Tensor, score_vector:
 
 __all__ = [
     "FUSED_MIN_ELEMENTS",
+    "TANH_FITS",
     "FusedAdditiveScores",
     "fused_additive_scores",
     "fused_kernels_available",
     "rational_tanh",
+    "tanh_fit_for",
 ]

@@ -17,6 +17,7 @@ from hf_attention.fused_additive_attention import (
     FusedAdditiveScores,
     fused_kernels_available,
     rational_tanh,
+    tanh_fit_for,
 )
 
 HEADS, HEAD_DIM = 4, 4
@@ -49,12 +50,45 @@ def test_fused_additive_backward_passes_gradcheck():
     assert torch.autograd.gradcheck(FusedAdditiveScores.apply, (query, keys, score_vector))
 
 
-def test_fused_additive_tanh_is_tanh_to_float32_precision():
+@pytest.mark.parametrize(("fit", "bound"), [("float32", 1e-6), ("half", 1e-4)])
+def test_fused_additive_tanh_fits_are_tanh_within_their_bound(fit, bound):
     x = torch.linspace(-30.0, 30.0, 600_001)
-    error = (rational_tanh(x).double() - torch.tanh(x.double())).abs().max().item()
-    assert error < 1e-6
-    assert rational_tanh(torch.zeros(1)).item() == 0.0
-    torch.testing.assert_close(rational_tanh(-x), -rational_tanh(x), atol=0, rtol=0)
+    error = (rational_tanh(x, fit).double() - torch.tanh(x.double())).abs().max().item()
+    assert error < bound
+    assert rational_tanh(torch.zeros(1), fit).item() == 0.0
+    torch.testing.assert_close(rational_tanh(-x, fit), -rational_tanh(x, fit), atol=0, rtol=0)
+
+
+def test_the_tanh_fit_follows_the_widest_input_dtype():
+    assert tanh_fit_for(torch.bfloat16, torch.bfloat16) == "half"
+    assert tanh_fit_for(torch.float16, torch.bfloat16) == "half"
+    assert tanh_fit_for(torch.bfloat16, torch.float32) == "float32"
+    assert tanh_fit_for(torch.float64, torch.float64) == "float32"
+
+
+@pytest.mark.parametrize(("dtype", "fit"), [(torch.bfloat16, "half"), (torch.float32, "float32")])
+def test_each_precision_runs_its_own_fit_and_stays_within_its_bound(monkeypatch, dtype, fit):
+    """bfloat16 inputs run the kernels with the half fit, float32 ones with the float32 fit; scores and gradients
+    stay within the fit's bound of the exact computation on the same inputs (float64, torch.tanh)."""
+    used, compiled = [], fused_module._compiled
+    monkeypatch.setattr(
+        fused_module, "_compiled", lambda kernel: lambda *args: used.append(args[-1]) or compiled(kernel)(*args)
+    )
+    query, keys, score_vector = additive_inputs()
+    inputs = [query.detach().to(dtype).requires_grad_(), keys.detach().to(dtype).requires_grad_(), score_vector]
+    upstream = torch.randn(2, HEADS, 9, 7, generator=torch.Generator().manual_seed(1))
+    scores = FusedAdditiveScores.apply(*inputs)
+    grads = torch.autograd.grad(scores, inputs, upstream.to(dtype))
+    assert used == [fit] * 3
+    exact_inputs = [tensor.detach().double().requires_grad_() for tensor in inputs]
+    exact = additive_scores(*exact_inputs, compiled=False)
+    exact_grads = torch.autograd.grad(exact, exact_inputs, upstream.double())
+    bound = (1e-6 if fit == "float32" else 1e-4) * score_vector.abs().sum(-1).max().item()
+    resolution = torch.finfo(dtype).eps  # the results' own rounding
+    torch.testing.assert_close(scores.double(), exact, atol=bound, rtol=resolution)
+    for grad, expected in zip(grads, exact_grads, strict=True):
+        # each gradient sums up to 9 upstream values times a tanh within the bound, then rounds to its dtype
+        torch.testing.assert_close(grad.double(), expected, atol=9 * 3 * bound, rtol=resolution)
 
 
 def test_fused_additive_path_never_stores_the_five_dimensional_intermediate():
