@@ -70,6 +70,12 @@ class BenchmarkArguments:
     num_beams: list[int] = field(default_factory=lambda: [1, 5])
     warmup: int = 2
     repeats: int = 5
+    train_rounds: int = field(
+        default=1,
+        metadata={"help": "time the training grid this many times, every model at every length in each round, and "
+                  "report the median per cell: on a machine whose speed drifts, models are then compared over the "
+                  "same stretches of time"},
+    )  # fmt: skip
     memory: bool = field(default=True, metadata={"help": "measure peak training memory"})
     first_step: bool = field(
         default=True, metadata={"help": "first-step latency of the default bahdanau, kernel cache cold and warm"}
@@ -95,6 +101,8 @@ class BenchmarkArguments:
         unknown = sorted(set(self.attention_types) - set(ATTENTION_TYPES))
         if unknown:
             raise ValueError(f"--attention_types: unknown {unknown}; allowed: {list(ATTENTION_TYPES)}")
+        if self.train_rounds < 1:
+            raise ValueError(f"--train_rounds {self.train_rounds}: allowed a whole number of at least 1")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"--dtype {self.dtype!r}: allowed float32, bfloat16, float16")
         if self.device not in ("cpu", "cuda"):
@@ -213,6 +221,17 @@ def time_training(model, args: BenchmarkArguments, length: int) -> float:
         if step >= args.warmup:
             seconds.append(time.perf_counter() - start)
     return args.train_batch_size * length / statistics.median(seconds)
+
+
+def time_training_rounds(models: dict, args: BenchmarkArguments) -> dict[tuple[str, int], list[float]]:
+    """`time_training` of every model (name -> model) at every length, `args.train_rounds` times over, each round
+    going through all models and lengths: (name, length) -> tokens/s of each round."""
+    speeds = {}
+    for _ in range(args.train_rounds):
+        for length in args.train_lengths:
+            for model_name, model in models.items():
+                speeds.setdefault((model_name, length), []).append(time_training(model, args, length))
+    return speeds
 
 
 # Inductor's compiled graphs appear under names with a hash; in this package only the fused additive kernels compile.
@@ -489,18 +508,23 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
     if args.eager_bahdanau and "bahdanau" in model_names:
         model_names.insert(model_names.index("bahdanau") + 1, EAGER_BAHDANAU)
     model_names += ["marian"] if args.include_marian and not args.translation_only else []
+    models = {}
     for model_name in model_names:
         torch.manual_seed(args.seed)
-        model = build_benchmark_model(args, model_name).to(args.device)
+        models[model_name] = build_benchmark_model(args, model_name).to(args.device)
+    train_speeds = time_training_rounds(models, args)
+    for model_name, model in models.items():
         is_marian = model_name == "marian"
         base = {"model": "MarianMTModel" if is_marian else "Seq2SeqAttention",
                 "attention_type": "transformer" if is_marian else model.config.attention_type,
                 "compile_additive_attention": None if is_marian else model.config.compile_additive_attention,
                 "params": model.num_parameters(), **env}  # fmt: skip
         for length in args.train_lengths:
+            speeds = train_speeds[model_name, length]
             record = {**base, "task": "train", "src_len": length, "tgt_len": length,
                       "batch_size": args.train_batch_size, "num_beams": None, "use_cache": None,
-                      "tokens_per_s": round(time_training(model, args, length), 1),
+                      "tokens_per_s": round(statistics.median(speeds), 1),
+                      "tokens_per_s_rounds": [round(speed, 1) for speed in speeds],
                       "peak_mem_mb": None}  # fmt: skip
             if args.memory:
                 record["peak_mem_mb"] = round(peak_training_memory_mb(model, args, model_name, length), 1)
@@ -521,7 +545,7 @@ def run_benchmark(args: BenchmarkArguments) -> list[dict]:
                               "peak_mem_mb": None}  # fmt: skip
                     records.append(record)
                     print(json.dumps(record), flush=True)
-        del model
+    del models
     if args.first_step and "bahdanau" in args.attention_types and not args.translation_only:
         length = args.train_lengths[0]
         for state, seconds in first_step_seconds(args, length).items():
@@ -556,7 +580,9 @@ def _find(records: list[dict], **conditions) -> dict | None:
 
 def _model_tables(records: list[dict], args: BenchmarkArguments, names: list[str]) -> list[str]:
     """The training and generation tables, one row per model label in `names`."""
-    lines = ["", f"Training (batch {args.train_batch_size}, source = target length): target tokens/s, peak MiB", "",
+    rounds = f", the median of {args.train_rounds} interleaved rounds" if args.train_rounds > 1 else ""
+    title = f"Training (batch {args.train_batch_size}, source = target length): target tokens/s{rounds}, peak MiB"
+    lines = ["", title, "",
              "| model | params | " + " | ".join(f"{n} tok/s | {n} MiB" for n in args.train_lengths) + " |",
              "|---|---|" + "---|---|" * len(args.train_lengths)]  # fmt: skip
     for name in names:

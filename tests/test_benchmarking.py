@@ -112,6 +112,38 @@ def test_training_profile_ranks_operators_and_counts_the_compiled_kernels_as_one
     assert f"| bahdanau | 32 | {profile['step_ms']} | `{names[0]}` {operators[0]['ms_per_step']} (" in report
 
 
+def test_training_rounds_interleave_the_models_and_report_the_median_of_each_cell(monkeypatch, tmp_path):
+    """Each round times every model at every length before the next round starts; a record holds each round's speed
+    and their median."""
+    import hf_attention.benchmarking as benchmarking
+
+    calls = []
+
+    def fake_time_training(model, args, length):
+        calls.append((type(model).__name__, getattr(model.config, "attention_type", "marian"), length))
+        return float(len(calls))
+
+    monkeypatch.setattr(benchmarking, "time_training", fake_time_training)
+    monkeypatch.setattr(benchmarking, "time_generation", lambda *args, **kwargs: 1.0)
+    args = BenchmarkArguments(output_dir=str(tmp_path), attention_types=["none", "scaled_dot"], hidden_size=16,
+                              num_hidden_layers=1, num_attention_heads=2, train_lengths=[4, 8], new_tokens=[2],
+                              num_beams=[1], memory=False, first_step=False, train_rounds=3)  # fmt: skip
+    records = run_benchmark(args)
+    ours = "Seq2SeqAttentionForConditionalGeneration"
+    models = [(ours, "none"), (ours, "scaled_dot"), ("MarianMTModel", "marian")]
+    one_round = [(name, kind, length) for length in (4, 8) for name, kind in models]
+    assert calls == one_round * 3
+    train = {(record["attention_type"], record["src_len"]): record for record in records if record["task"] == "train"}
+    # the call counter is the fake speed: cell k of a round of 6 gets k, k + 6, k + 12
+    for index, (_, kind, length) in enumerate(one_round, start=1):
+        record = train["transformer" if kind == "marian" else kind, length]
+        assert record["tokens_per_s_rounds"] == [index, index + 6, index + 12]
+        assert record["tokens_per_s"] == index + 6
+    assert "target tokens/s, the median of 3 interleaved rounds" in markdown_report(records, args)
+    with pytest.raises(ValueError, match="--train_rounds 0"):
+        BenchmarkArguments(output_dir="unused", train_rounds=0)
+
+
 def replace_top(args: BenchmarkArguments, top: int) -> BenchmarkArguments:
     return dataclasses.replace(args, profile_operators=top)
 
