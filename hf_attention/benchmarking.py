@@ -205,21 +205,28 @@ def _training_step(model, optimizer, batch, args: BenchmarkArguments) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def time_training(model, args: BenchmarkArguments, length: int) -> float:
-    """Target tokens per second of a training step at source = target length `length` (median of repeats)."""
+def _warmed_up_training(model, args: BenchmarkArguments, length: int) -> tuple[torch.optim.Optimizer, dict]:
+    """The optimizer and the batch (source = target length `length`) of timed training steps, after `args.warmup`
+    untimed ones (compilation, allocator and caches settle there)."""
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = _batch(args, args.train_batch_size, length, torch.Generator().manual_seed(args.seed))
+    for _ in range(args.warmup):
+        _training_step(model, optimizer, batch, args)
+    return optimizer, batch
+
+
+def time_training(model, args: BenchmarkArguments, length: int) -> float:
+    """Target tokens per second of a training step at source = target length `length` (median of repeats)."""
+    optimizer, batch = _warmed_up_training(model, args, length)
     seconds = []
     # Long sequences: fewer timed steps (each is slow on a CPU, and their spread is small).
-    repeats = args.repeats if length < 256 else min(args.repeats, 3)
-    for step in range(args.warmup + repeats):
+    for _ in range(args.repeats if length < 256 else min(args.repeats, 3)):
         _synchronize(args)
         start = time.perf_counter()
         _training_step(model, optimizer, batch, args)
         _synchronize(args)
-        if step >= args.warmup:
-            seconds.append(time.perf_counter() - start)
+        seconds.append(time.perf_counter() - start)
     return args.train_batch_size * length / statistics.median(seconds)
 
 
@@ -244,11 +251,7 @@ def profile_training(model, args: BenchmarkArguments, length: int) -> dict:
     `length` (after warm-up), the `args.profile_operators` operators with the most self time (CPU time on the CPU,
     device time on CUDA), each with its milliseconds per step and its share of the profiled time; every compiled graph
     counts as one operator, `COMPILED_GRAPH_LABEL`."""
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    batch = _batch(args, args.train_batch_size, length, torch.Generator().manual_seed(args.seed))
-    for _ in range(args.warmup):
-        _training_step(model, optimizer, batch, args)
+    optimizer, batch = _warmed_up_training(model, args, length)
     on_cuda = args.device == "cuda"
     activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if on_cuda else [])
     with torch.profiler.profile(activities=activities) as profiler:

@@ -101,7 +101,9 @@ def test_training_profile_ranks_operators_and_counts_the_compiled_kernels_as_one
     assert not any(name.startswith(COMPILED_GRAPH_PREFIX) for name in names)
     assert "aten::mm" in names
     shares = [op["share"] for op in operators]
-    assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(1.0, abs=0.01)  # all of them
+    assert shares == sorted(shares, reverse=True)
+    assert len(operators) < 200  # all of them: their shares, each rounded to 0.001, add up to 1
+    assert sum(shares) == pytest.approx(1.0, abs=0.0005 * len(operators))
     for op in operators:
         assert op["ms_per_step"] == pytest.approx(op["share"] * profile["step_ms"], abs=0.1), op
     assert len(profile_training(build_benchmark_model(args, "none"), replace_top(args, 3), length=8)["operators"]) == 3
