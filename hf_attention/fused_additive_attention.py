@@ -52,6 +52,8 @@ def rational_tanh(x: torch.Tensor, fit: str = "float32") -> torch.Tensor:
     Returns:
         tanh(x): the shape of `x`.
     """
+    if fit not in TANH_FITS:
+        raise ValueError(f"rational_tanh: fit {fit!r} is not one of {sorted(TANH_FITS)}")
     clamp, numerator_coefficients, denominator_coefficients = TANH_FITS[fit]
     x = x.clamp(-clamp, clamp)
     squared = x * x

@@ -59,6 +59,11 @@ def test_fused_additive_tanh_fits_are_tanh_within_their_bound(fit, bound):
     torch.testing.assert_close(rational_tanh(-x, fit), -rational_tanh(x, fit), atol=0, rtol=0)
 
 
+def test_an_unknown_tanh_fit_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"fit 'float8' is not one of \['float32', 'half'\]"):
+        rational_tanh(torch.zeros(3), "float8")
+
+
 def test_the_tanh_fit_follows_the_widest_input_dtype():
     assert tanh_fit_for(torch.bfloat16, torch.bfloat16) == "half"
     assert tanh_fit_for(torch.float16, torch.bfloat16) == "half"
