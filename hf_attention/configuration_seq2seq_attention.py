@@ -7,6 +7,28 @@ ATTENTION_TYPES = ("bahdanau", "scaled_dot", "dot", "general", "none")
 RNN_TYPES = ("gru", "lstm")
 LAYER_TYPES = ("rnn", "self_attention")
 SELF_ATTENTION_TYPES = tuple(name for name in ATTENTION_TYPES if name != "none")
+# The fields that decide what the weights compute: a checkpoint's weights belong to these values, and loading them
+# under others (several change no weight's shape) gives a model that runs and translates garbage. Dropout, chunking
+# and the choice of kernels are left out: they change training or speed, not the function.
+ARCHITECTURE_FIELDS = (
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "attention_type",
+    "self_attention_type",
+    "rnn_type",
+    "encoder_layer_types",
+    "decoder_layer_types",
+    "intermediate_size",
+    "tie_word_embeddings",
+    "is_encoder_decoder",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "decoder_start_token_id",
+)
 
 
 @strict
@@ -198,9 +220,20 @@ class Seq2SeqAttentionConfig(PreTrainedConfig):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} must be in [0, 1).")
 
+    def architecture(self) -> dict:
+        """The values of `ARCHITECTURE_FIELDS`, recorded beside a checkpoint's weights (`weights_manifest.py`)."""
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
 
-__all__ = ["ATTENTION_TYPES", "LAYER_TYPES", "RNN_TYPES", "SELF_ATTENTION_TYPES", "Seq2SeqAttentionConfig"]
+__all__ = [
+    "ARCHITECTURE_FIELDS",
+    "ATTENTION_TYPES",
+    "LAYER_TYPES",
+    "RNN_TYPES",
+    "SELF_ATTENTION_TYPES",
+    "Seq2SeqAttentionConfig",
+]

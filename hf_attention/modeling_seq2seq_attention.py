@@ -51,11 +51,13 @@ from transformers import GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.utils import CONFIG_NAME, cached_file
 
 from .attention import MultiHeadAttention, is_tracing
 from .cache_seq2seq_attention import Seq2SeqAttentionCache, Seq2SeqAttentionLayerCache
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .pipeline_seq2seq_attention import TranslationPipeline  # noqa: F401  (saved beside the model: see its docstring)
+from .weights_manifest import check_architecture, check_weights, read_manifest, write_manifest
 
 # Checkpoints saved before the encoder's two directions became two modules (2026-11-25) hold one bidirectional RNN per
 # encoder layer, `rnn.*` and `rnn.*_reverse`; `from_pretrained` renames them on the way in.
@@ -226,6 +228,24 @@ def _attention_type_of_weights(loading_info: dict) -> str | None:
     if not unexpected and any(key.endswith("q_proj.weight") for key in missing):
         return "'none'"
     return "'scaled_dot' or 'dot'"
+
+
+def _check_against_manifest(model_class, path, kwargs: dict, hub_kwargs: dict, manifest: dict, manifest_path):
+    """Refuse, before any weight is read, a `config.json` or a `from_pretrained` override whose architecture differs
+    from the one `manifest` records for the weights."""
+    config_file = cached_file(path, CONFIG_NAME, **hub_kwargs)
+    config_dict, _ = model_class.config_class.get_config_dict(path, **hub_kwargs)
+    # Checked on the file's own text: a config of another model type would otherwise be read as this one.
+    check_architecture(manifest, manifest_path, {"model_type": config_dict.get("model_type")}, config_file)
+    saved = model_class.config_class.from_pretrained(path, **hub_kwargs).architecture()
+    check_architecture(manifest, manifest_path, saved, config_file)
+    if isinstance(kwargs.get("config"), PreTrainedConfig):
+        config = kwargs["config"]
+        requested = {name: getattr(config, name, None) for name in saved}
+        check_architecture(manifest, manifest_path, requested, f"the config passed to from_pretrained({path!r})")
+    overrides = {name: kwargs[name] for name in saved if name in kwargs}
+    for name, value in overrides.items():
+        check_architecture(manifest, manifest_path, {name: value}, f"from_pretrained({path!r}, {name}={value!r})")
 
 
 def drop_words(embeddings: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -501,41 +521,61 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.from_pretrained`, which also loads checkpoints in the older encoder layout
         (`LEGACY_KEY_MAPPING`); the loaded model saves in today's layout.
 
-        A model whose `attention_type` differs from the checkpoint's (an `attention_type=` or `config=` argument, or an
-        edited `config.json`) is refused with a `ValueError` naming both: transformers would only report the other
-        type's weights as unexpected, and the model would translate garbage.
+        A checkpoint's `weights_manifest.json` (written by `save_pretrained`) is checked first: a `config.json`
+        edited to another architecture, an override (`attention_type=...`, `config=...`) that changes one, or a
+        weights file whose bytes changed since saving is refused with an error naming the field or file. Without a
+        manifest, a model whose `attention_type` differs from the weights' is still refused: transformers would only
+        report the other type's weights as unexpected, and the model would translate garbage.
         """
-        overrides_type = "attention_type" in kwargs or isinstance(kwargs.get("config"), PreTrainedConfig)
-        if overrides_type and pretrained_model_name_or_path is not None:
-            hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
-            saved = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs).attention_type
+        path = pretrained_model_name_or_path
+        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        manifest, manifest_path = (None, None) if path is None else read_manifest(path, **hub_kwargs)
+        if manifest is not None:
+            _check_against_manifest(cls, path, kwargs, hub_kwargs, manifest, manifest_path)
+            check_weights(path, manifest, manifest_path, **hub_kwargs)
+        elif "attention_type" in kwargs or isinstance(kwargs.get("config"), PreTrainedConfig):
+            saved = cls.config_class.from_pretrained(path, **hub_kwargs).attention_type
             requested = kwargs.get("attention_type", getattr(kwargs.get("config"), "attention_type", saved))
             if requested != saved:
                 raise ValueError(
-                    f"{pretrained_model_name_or_path} was trained with attention_type={saved!r}; it cannot be loaded "
+                    f"{path} was trained with attention_type={saved!r}; it cannot be loaded "
                     f"as attention_type={requested!r} (the weights belong to the alignment function)."
                 )
         kwargs["key_mapping"] = {**LEGACY_KEY_MAPPING, **(kwargs.get("key_mapping") or {})}
         output_loading_info = kwargs.pop("output_loading_info", False)
         try:
-            model, loading_info = super().from_pretrained(
-                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
-            )
+            model, loading_info = super().from_pretrained(path, *model_args, output_loading_info=True, **kwargs)
         except SafetensorError as error:
             raise OSError(
-                f"{_unreadable_weights_file(pretrained_model_name_or_path)} is not a readable safetensors file "
+                f"{_unreadable_weights_file(path)} is not a readable safetensors file "
                 f"({error}): it is truncated or corrupt; save or download the checkpoint again."
             ) from error
+        if manifest is not None:
+            check_architecture(manifest, manifest_path, model.config.architecture(), f"the config of {path} as loaded")
         weights_type = _attention_type_of_weights(loading_info)
         if weights_type is not None:
             raise ValueError(
-                f"The weights of {pretrained_model_name_or_path} are those of attention_type={weights_type}, but "
+                f"The weights of {path} are those of attention_type={weights_type}, but "
                 f"its config asks for attention_type={model.config.attention_type!r}: set config.json's "
                 "attention_type back to the type the checkpoint was trained with."
             )
         # transformers keeps the renaming to undo it in save_pretrained; that would write the old names back.
         model._weight_conversions = None
         return (model, loading_info) if output_loading_info else model
+
+    def save_pretrained(
+        self, save_directory, *args, is_main_process: bool = True, push_to_hub: bool = False, **kwargs
+    ):
+        """`PreTrainedModel.save_pretrained`, then `weights_manifest.json` beside the weights: the architecture they
+        belong to and their checksums, which `from_pretrained` checks. With `push_to_hub=True` the upload is
+        `push_to_hub`'s, which saves through this method too, so the manifest goes with the weights."""
+        super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process:
+            write_manifest(save_directory, self.config.architecture())
+        if push_to_hub:
+            upload_keys = ("commit_message", "token", "create_pr", "private", "revision")
+            repo_id = kwargs.get("repo_id", Path(save_directory).name)
+            self.push_to_hub(repo_id, **{key: kwargs[key] for key in upload_keys if key in kwargs})
 
     @torch.no_grad()
     def _init_weights(self, module):
