@@ -34,6 +34,24 @@ def batched(items: Iterable, batch_size: int) -> Iterator[list]:
         yield batch
 
 
+def sentence_list(sentences, name: str = "sentences") -> list[str]:
+    """`sentences` as a list, refusing a bare string (iterating it would translate each character) and non-strings.
+
+    Raises:
+        TypeError: naming `name`, what it got and what is allowed.
+    """
+    if isinstance(sentences, str | bytes):
+        raise TypeError(
+            f"{name} is one {type(sentences).__name__} ({sentences[:40]!r}); pass a list of sentences, "
+            f"e.g. [{sentences[:40]!r}]"
+        )
+    sentences = list(sentences)
+    for index, sentence in enumerate(sentences):
+        if not isinstance(sentence, str):
+            raise TypeError(f"{name}[{index}] is {type(sentence).__name__} ({sentence!r:.40}); expected a str")
+    return sentences
+
+
 def check_generation_settings(generate_kwargs: dict) -> None:
     """Raise a ValueError naming the first of `POSITIVE_GENERATION_SETTINGS` in `generate_kwargs` that is not a whole
     number >= 1; None (the model's generation config decides) is allowed."""
@@ -48,6 +66,8 @@ def warn_about_truncation(tokenizer, sentences: list[str], indices: Iterable[int
     tokenizer will cut: a long line would otherwise come back as the translation of its beginning only."""
     limit = tokenizer.model_max_length
     indices = list(indices)
+    if not indices:  # the tokenizer fails on an empty batch
+        return
     # verbose=False: transformers' own warning names no sentence and is given once per tokenizer.
     lengths = [len(ids) for ids in tokenizer([sentences[index] for index in indices], verbose=False)["input_ids"]]
     for index, length in zip(indices, lengths, strict=True):
@@ -99,10 +119,11 @@ def translate(model, tokenizer, sentences: Iterable[str], batch_size: int = 32, 
 
     Raises:
         ValueError: `num_beams`, `max_new_tokens` or `num_return_sequences` below 1, before anything is generated.
+        TypeError: `sentences` is a single string, or holds something other than strings.
     """
     check_generation_settings(generate_kwargs)
     generate_kwargs = {"custom_generate": beam_search_dropping_finished, **generate_kwargs}
-    sentences = list(sentences)
+    sentences = sentence_list(sentences)
     warn_about_truncation(tokenizer, sentences, range(len(sentences)))
     model.eval()
     order = sorted(range(len(sentences)), key=lambda index: len(sentences[index]))
@@ -258,6 +279,7 @@ __all__ = [
     "plot_alignments",
     "plot_self_attention",
     "plot_self_attentions",
+    "sentence_list",
     "translate",
     "warn_about_truncation",
 ]

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, HfArgumentParser
+from transformers import HfArgumentParser
 
-import hf_attention  # noqa: F401  (registers the model with the Auto classes)
-from hf_attention.tokenization import load_tokenizer
+from hf_attention.checkpoint_loading import CheckpointError, load_checkpoint
 from hf_attention.translation import align, plot_alignments, quantize_int8, translate
 
 PROG = Path(__file__).name
@@ -81,12 +80,12 @@ def main(argv: list[str] | None = None):
     elif not sentences:
         sentences = [line.rstrip("\n") for line in sys.stdin]
     try:
-        tokenizer = load_tokenizer(args.model)
-        model = AutoModelForSeq2SeqLM.from_pretrained(args.model).to(args.device)
-        if args.quantize:
-            model = quantize_int8(model)
-    except (OSError, ValueError) as error:
+        checkpoint = load_checkpoint(args.model, device=args.device)
+    except CheckpointError as error:
         parser.exit(1, f"{PROG}: error: {error}\n")
+    model, tokenizer = checkpoint.model, checkpoint.tokenizer
+    if args.quantize:
+        model = quantize_int8(model)
     settings = (("num_beams", args.num_beams), ("max_new_tokens", args.max_new_tokens))
     generate_kwargs = {name: value for name, value in settings if value is not None}
     alignment = None

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import CommitInfo, HfApi, ModelCard, RepoUrl
 from launching import OFFLINE, TINY, free_port, run, script
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -99,7 +100,12 @@ def untied_checkpoint(checkpoint, tmp_path_factory) -> Path:
     """The checkpoint saved again as a model whose output layer is its own, not the embedding table."""
     folder = tmp_path_factory.mktemp("untied")
     shutil.copytree(checkpoint, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoint-*"))
-    AutoModelForSeq2SeqLM.from_pretrained(checkpoint, tie_word_embeddings=False).save_pretrained(folder)
+    # Untied by copying the embedding table into the output layer: loading the tied weights with
+    # tie_word_embeddings=False would leave the output layer random (and is refused).
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
+    model.save_pretrained(folder)
     assert json.loads((folder / "config.json").read_text())["tie_word_embeddings"] is False
     return folder
 
