@@ -5,13 +5,18 @@ Sources, all behind `load_translation_corpus(corpus=...)`:
   dictionary, GPL-2+), read from the installed file and split deterministically. The corpus is never copied into
   this repository.
 - a local `.jsonl` / `.json` / `.tsv` / `.csv` file, or a folder holding `train`, `validation` and `test` files of
-  one of those formats, read with `datasets.load_dataset`;
+  one of those formats: JSON read with `datasets.load_dataset`, TSV and CSV with `read_delimited` (a header line
+  naming the columns, then one pair a line; TSV has no quoting, CSV is RFC 4180; every text is kept as written);
 - `"reversal"` and `"numbers"`: seeded synthetic tasks, generated on the fly;
 - anything else is taken as a Hugging Face Hub dataset id with a `translation` column.
 
 `tokenization.tokenize_translations` turns a corpus into model inputs.
 """
 
+import csv
+import hashlib
+import json
+import logging
 import os
 import random
 import re
@@ -22,11 +27,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 from datasets.exceptions import DatasetGenerationError
+from datasets.fingerprint import Hasher
+
+logger = logging.getLogger(__name__)
 
 DING_PATH = Path("/usr/share/trans/de-en")
 SYNTHETIC_CORPORA = ("reversal", "numbers")
-LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".tsv": "csv", ".csv": "csv"}
+LOCAL_FORMATS = (".jsonl", ".json", ".tsv", ".csv")
+DELIMITERS = {".tsv": "\t", ".csv": ","}
 SPLITS = ("train", "validation", "test")
+# Above this share of a held-out split's sources also in train, held-out scores measure memorisation.
+OVERLAP_LIMIT = 0.01
 
 # Ding annotations: {f} {pl} {adj} (grammar) and [Br.] [ugs.] (usage); they are not part of the sentence.
 _ANNOTATION = re.compile(r"\s*(\{[^}]*\}|\[[^\]]*\])")
@@ -134,6 +145,11 @@ def split_pairs(
     validation = shuffled[test_size : test_size + validation_size]
     held_out = {sentence for pair in test + validation for sentence in pair}
     train = [pair for pair in shuffled[test_size + validation_size :] if not held_out.intersection(pair)]
+    if not train:
+        raise ValueError(
+            f"validation_size={validation_size} and test_size={test_size} leave no training pairs out of "
+            f"{len(pairs)}: every other pair shares its source or target sentence with a held-out pair"
+        )
     return {"train": train, "validation": validation, "test": test}
 
 
@@ -211,15 +227,129 @@ def _to_translation_column(dataset: Dataset, src_lang: str, tgt_lang: str, origi
             lambda row: {"translation": {src_lang: row[src_lang], tgt_lang: row[tgt_lang]}},
             remove_columns=dataset.column_names,
         )
+    header = " (the first line of the file names the columns)" if Path(origin).suffix in DELIMITERS else ""
     raise ValueError(
         f"{origin}: expected a 'translation' column or the columns {src_lang!r} and {tgt_lang!r}, "
-        f"found {dataset.column_names}"
+        f"found {dataset.column_names}{header}"
     )
+
+
+def _delimited_rows(path: Path):
+    """`(line number, fields)` of each line of a `.tsv` or `.csv` file that is not blank, the header first.
+
+    TSV fields are the text between tabs, as written: no quoting. CSV fields follow RFC 4180; a row that runs over
+    a line break is refused, as an unbalanced quote would otherwise merge the lines after it into one text.
+    """
+    # newline="\n": lines end where an editor ends them; a stray "\r" inside a text neither ends nor vanishes.
+    with path.open(encoding="utf-8-sig", newline="\n") as lines:
+        if path.suffix == ".tsv":
+            for number, line in enumerate(lines, start=1):
+                line = line.removesuffix("\n").removesuffix("\r")
+                if line.strip():
+                    yield number, line.split("\t")
+            return
+        reader = csv.reader(lines, strict=True)
+        start = 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                raise ValueError(
+                    f"{path}: line {start}: not valid CSV ({error}); a .csv file is read as RFC 4180: a field that "
+                    "starts with a quote must end with one, a quote inside it is written twice, and a field holds at "
+                    f"most {csv.field_size_limit()} characters"
+                ) from None
+            if reader.line_num > start:
+                raise ValueError(
+                    f"{path}: lines {start}-{reader.line_num} make one CSV row: a quoted field holds a line break "
+                    "(an unbalanced quote?); each pair must be on one line"
+                )
+            if fields and (len(fields) > 1 or fields[0].strip()):
+                yield start, fields
+            start = reader.line_num + 1
+
+
+def _delimited_examples(path: str):
+    """The rows of a checked `.tsv` / `.csv` file after its header, as `{column: text}`."""
+    path = Path(path)
+    rows = _delimited_rows(path)
+    _, header = next(rows)
+    kind = "tab-separated" if path.suffix == ".tsv" else "comma-separated"
+    for number, fields in rows:
+        if fields == header:
+            raise ValueError(f"{path}: line {number} repeats the header line; were files joined with their headers?")
+        if len(fields) != len(header):
+            trailing = " (a trailing separator?)" if len(fields) == len(header) + 1 and not fields[-1] else ""
+            raise ValueError(
+                f"{path}: line {number} has {len(fields)} {kind} fields{trailing}, the header line names "
+                f"{len(header)}: {header}"
+                + ("; a .tsv line holds the texts separated by single tabs, with no quoting" if kind[0] == "t" else "")
+            )
+        yield dict(zip(header, fields, strict=True))
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_delimited(path: str | Path) -> Dataset:
+    """A `.tsv` or `.csv` corpus file as a `Dataset` with one string column per header field, every text exactly as
+    written ("NA", "null" and "" included).
+
+    The first line names the columns (e.g. `de<TAB>en`); each later line that is not blank is one row. `.tsv`
+    fields are separated by tabs and never quoted; `.csv` follows RFC 4180 quoting.
+
+    Raises:
+        ValueError: naming the file and the line, for a file without a header or rows, a header naming a column
+            twice, a line with another number of fields than the header, a repeated header line, invalid CSV, a
+            row over several lines, or text that is not UTF-8.
+    """
+    path = Path(path)
+    try:
+        rows = _delimited_rows(path)
+        header = next(rows, None)
+        if header is None:
+            example = "de<TAB>en" if path.suffix == ".tsv" else "de,en"
+            raise ValueError(
+                f"{path}: the file is empty; expected a header line naming the columns (e.g. {example}), then one "
+                "pair a line"
+            )
+        if next(rows, None) is None:
+            raise ValueError(f"{path}: no pairs after the header line {header[1]} (line {header[0]})")
+        number, names = header
+        if not all(name.strip() for name in names) or len(set(names)) != len(names):
+            raise ValueError(f"{path}: line {number}: the header line must name each column once, found {names}")
+        return Dataset.from_generator(
+            _delimited_examples,
+            features=datasets.Features({name: datasets.Value("string") for name in names}),
+            gen_kwargs={"path": str(path)},
+            # The file's content, not its modification time: a file rewritten within the clock's tick is read anew.
+            fingerprint=Hasher.hash([path.suffix, _file_digest(path), _delimited_rows, _delimited_examples]),
+        )
+    except (UnicodeDecodeError, DatasetGenerationError) as error:
+        _check_utf8(path)
+        # Errors raised while the examples are generated come wrapped in a message without file or line.
+        if isinstance(error.__cause__, ValueError):
+            raise error.__cause__ from None
+        raise
 
 
 def _line_number(path: Path, row: int) -> int:
     """The line of `path` holding data row `row` (0-based): loaders skip blank lines and a CSV header."""
-    rows_to_skip = row + (1 if path.suffix in (".csv", ".tsv") else 0)
+    if path.suffix in DELIMITERS:
+        rows = _delimited_rows(path)
+        next(rows)
+        for index, (number, _) in enumerate(rows):
+            if index == row:
+                return number
+        raise IndexError(f"{path} has no data row {row}")
+    rows_to_skip = row
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if line.strip():
@@ -227,6 +357,11 @@ def _line_number(path: Path, row: int) -> int:
                     return number
                 rows_to_skip -= 1
     raise IndexError(f"{path} has no data row {row}")
+
+
+def _where(path: Path | None, row: int) -> str:
+    """`line N` of a file that has lines (all but a `.json` document), else `row N`."""
+    return f"line {_line_number(path, row)}" if path is not None and path.suffix != ".json" else f"row {row + 1}"
 
 
 def _check_texts(dataset: Dataset, src_lang: str, tgt_lang: str, origin: str, path: Path | None = None) -> None:
@@ -251,14 +386,37 @@ def _check_texts(dataset: Dataset, src_lang: str, tgt_lang: str, origin: str, pa
         if texts.null_count:
             first_missing[lang] = pc.index(pc.is_null(texts), True).as_py()
         elif not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
-            raise ValueError(f"{origin}: the {lang!r} texts are {texts.type}, expected strings")
+            row, value = next(
+                (row, pair[lang]) for row, pair in enumerate(dataset["translation"]) if not isinstance(pair[lang], str)
+            )
+            raise ValueError(
+                f"{origin}: {_where(path, row)}: the {lang!r} text is {value!r}, not a string; write every text as "
+                'a JSON string ("42", not 42)'
+            )
     if first_missing:
         lang, row = min(first_missing.items(), key=lambda item: item[1])
-        where = f"line {_line_number(path, row)}" if path is not None and path.suffix != ".json" else f"row {row + 1}"
         raise ValueError(
-            f"{origin}: {where}: no {lang!r} text; expected a string for both {src_lang!r} and {tgt_lang!r} in every "
-            'row, as {"translation": {...}} or as top-level keys'
+            f"{origin}: {_where(path, row)}: no {lang!r} text; expected a string for both {src_lang!r} and "
+            f'{tgt_lang!r} in every row, as {{"translation": {{...}}}} or as top-level keys'
         )
+
+
+def _drop_empty_pairs(dataset: Dataset, src_lang: str, tgt_lang: str, origin: str, path: Path | None = None):
+    """`dataset` without its pairs whose source or target is empty or whitespace, with a warning that counts them
+    and names the first; such a pair teaches nothing but to translate into or out of nothing."""
+    column = dataset.with_format("arrow")["translation"]
+    blank = [pc.equal(pc.utf8_trim_whitespace(pc.struct_field(column, lang)), "") for lang in (src_lang, tgt_lang)]
+    empty = pc.or_(*blank)
+    count = pc.sum(empty).as_py() or 0
+    if not count:
+        return dataset
+    if count == len(dataset):
+        raise ValueError(f"{origin}: no pairs: all {count} rows have an empty {src_lang!r} or {tgt_lang!r} text")
+    logger.warning(
+        "%s: %d pairs with an empty %r or %r text dropped (the first at %s)",
+        origin, count, src_lang, tgt_lang, _where(path, pc.index(empty, True).as_py()),
+    )  # fmt: skip
+    return dataset.select(pc.indices_nonzero(pc.invert(empty).combine_chunks()).cast(pa.int64()).to_numpy())
 
 
 def _check_utf8(path: Path) -> None:
@@ -274,37 +432,44 @@ def _check_utf8(path: Path) -> None:
                 ) from None
 
 
-def _split_dataset(dataset: Dataset, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
-    """A source with one split of `translation` rows, split like the default corpus."""
-    pairs = [(row[src_lang], row[tgt_lang]) for row in dataset["translation"]]
-    return pairs_to_dataset_dict(split_pairs(pairs, validation_size, test_size, seed), src_lang, tgt_lang)
+def _check_json_lines(path: Path) -> None:
+    """Raise a ValueError naming the first line of a JSON-lines file that is not a JSON object."""
+    if path.suffix == ".json":
+        try:
+            json.loads(path.read_text(encoding="utf-8-sig"))
+            return  # one JSON document: the loader's own error stands
+        except json.JSONDecodeError:
+            pass  # JSON lines in a .json file, as the loader accepts them
+    with path.open(encoding="utf-8-sig") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path}: line {number} is not valid JSON ({error.msg} at column {error.colno}); a "
+                    f"{path.suffix} file holds one JSON object a line"
+                ) from None
+            if not isinstance(value, dict):
+                raise ValueError(
+                    f"{path}: line {number} is a JSON {type(value).__name__}, expected an object such as "
+                    '{"translation": {"de": "...", "en": "..."}} or {"de": "...", "en": "..."}'
+                )
 
 
-def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
-    if path.is_dir():
-        data_files = {}
-        for split in SPLITS:
-            found = [path / f"{split}{suffix}" for suffix in LOCAL_FORMATS if (path / f"{split}{suffix}").is_file()]
-            if not found:
-                raise FileNotFoundError(f"{path}: no {split}.jsonl/.json/.tsv/.csv file in this folder")
-            data_files[split] = str(found[0])
-        suffixes = {Path(file).suffix for file in data_files.values()}
-        if len(suffixes) != 1:
-            raise ValueError(f"{path}: the split files must share one format, found {sorted(suffixes)}")
-        (suffix,) = suffixes
-    else:
-        suffix = path.suffix
-        if suffix not in LOCAL_FORMATS:
-            raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {sorted(LOCAL_FORMATS)}")
-        data_files = {"train": str(path)}
-    builder = LOCAL_FORMATS[suffix]
-    options = {"delimiter": "\t"} if suffix == ".tsv" else {}
+def _read_json(data_files: dict[str, str]) -> DatasetDict:
+    for file in data_files.values():
+        with Path(file).open("rb") as lines:
+            if not any(line.strip() for line in lines):
+                raise ValueError(f"{file}: the file is empty; expected one JSON object a line")
     try:
-        loaded = datasets.load_dataset(builder, data_files=data_files, **options)
+        loaded = datasets.load_dataset("json", data_files=data_files)
     except (UnicodeDecodeError, DatasetGenerationError):
         # The loaders' own error names neither the file nor the line.
         for file in data_files.values():
             _check_utf8(Path(file))
+            _check_json_lines(Path(file))
         raise
     for name, split in loaded.items():
         try:
@@ -313,14 +478,76 @@ def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, 
         except pa.ArrowInvalid:
             _check_utf8(Path(data_files[name]))
             raise
-    loaded = DatasetDict(
-        {name: _to_translation_column(split, src_lang, tgt_lang, str(path)) for name, split in loaded.items()}
-    )
+    return loaded
+
+
+def _split_dataset(
+    dataset: Dataset, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int, origin: str
+):
+    """A source with one split of `translation` rows, split like the default corpus, each distinct pair once."""
+    rows = [(row[src_lang], row[tgt_lang]) for row in dataset["translation"]]
+    pairs = list(dict.fromkeys(rows))
+    if len(pairs) < len(rows):
+        logger.warning("%s: %d duplicate pairs dropped, each pair is kept once", origin, len(rows) - len(pairs))
+    try:
+        splits = split_pairs(pairs, validation_size, test_size, seed)
+    except ValueError as error:
+        raise ValueError(f"{origin}: {len(pairs)} distinct pairs in {len(rows)} rows: {error}") from None
+    left_out = len(pairs) - sum(len(split) for split in splits.values())
+    if left_out:
+        logger.info("%s: %d pairs share a sentence with a held-out pair and stay out of train", origin, left_out)
+    return pairs_to_dataset_dict(splits, src_lang, tgt_lang)
+
+
+def _split_files(path: Path) -> dict[str, str]:
+    """The train / validation / test files of a corpus folder."""
+    data_files = {}
+    for split in SPLITS:
+        found = [path / f"{split}{suffix}" for suffix in LOCAL_FORMATS if (path / f"{split}{suffix}").is_file()]
+        if not found:
+            present = sorted(child.name for child in path.iterdir())
+            raise FileNotFoundError(
+                f"{path}: no {split}.jsonl/.json/.tsv/.csv file in this folder (it holds {present[:10]})"
+            )
+        if len(found) > 1:
+            raise ValueError(
+                f"{path}: the {split} split is in {len(found)} files, {[f.name for f in found]}; keep one"
+            )
+        data_files[split] = str(found[0])
+    return data_files
+
+
+def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
+    if path.is_dir():
+        data_files = _split_files(path)
+        suffixes = {Path(file).suffix for file in data_files.values()}
+        if len(suffixes) != 1:
+            raise ValueError(f"{path}: the split files must share one format, found {sorted(suffixes)}")
+        (suffix,) = suffixes
+    else:
+        suffix = path.suffix
+        if suffix not in LOCAL_FORMATS:
+            compressed = " (uncompress it first)" if "".join(path.suffixes[-2:-1]) in LOCAL_FORMATS else ""
+            raise ValueError(
+                f"{path}: unsupported file type {suffix!r}; use one of {sorted(LOCAL_FORMATS)}{compressed}"
+            )
+        data_files = {"train": str(path)}
+    if suffix in DELIMITERS:
+        loaded = DatasetDict({name: read_delimited(file) for name, file in data_files.items()})
+    else:
+        loaded = _read_json(data_files)
+    checked = {}
     for name, split in loaded.items():
-        _check_texts(split, src_lang, tgt_lang, data_files[name], Path(data_files[name]))
+        file = data_files[name]
+        split = _to_translation_column(split, src_lang, tgt_lang, file)
+        _check_texts(split, src_lang, tgt_lang, file, Path(file))
+        if not len(split):
+            raise ValueError(f"{file}: no pairs")
+        checked[name] = _drop_empty_pairs(split, src_lang, tgt_lang, file, Path(file))
+    loaded = DatasetDict(checked)
     if path.is_dir():
         return loaded
-    return _split_dataset(loaded["train"], src_lang, tgt_lang, validation_size, test_size, seed)
+    return _split_dataset(loaded["train"], src_lang, tgt_lang, validation_size, test_size, seed, str(path))
 
 
 def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: int, test_size: int, seed: int):
@@ -337,11 +564,18 @@ def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: in
     )
     if "train" not in loaded:
         raise ValueError(f"{dataset_id}: no train split, found {list(loaded)}")
-    for name, split in loaded.items():
-        _check_texts(split, src_lang, tgt_lang, f"{dataset_id} ({name} split)")
     if "validation" not in loaded or "test" not in loaded:
-        return _split_dataset(loaded["train"], src_lang, tgt_lang, validation_size, test_size, seed)
-    return DatasetDict({split: loaded[split] for split in SPLITS})
+        loaded = DatasetDict({"train": loaded["train"]})
+    checked = {}
+    for name, split in loaded.items():
+        origin = f"{dataset_id} ({name} split)"
+        _check_texts(split, src_lang, tgt_lang, origin)
+        if not len(split):
+            raise ValueError(f"{origin}: no pairs")
+        checked[name] = _drop_empty_pairs(split, src_lang, tgt_lang, origin)
+    if len(checked) == 1:
+        return _split_dataset(checked["train"], src_lang, tgt_lang, validation_size, test_size, seed, dataset_id)
+    return DatasetDict({split: checked[split] for split in SPLITS})
 
 
 def _lexicon_sample(path, splits: dict[str, list[tuple[str, str]]], size: int, seed: int) -> list[tuple[str, str]]:

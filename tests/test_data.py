@@ -1,3 +1,4 @@
+import gzip
 import json
 import re
 
@@ -5,6 +6,7 @@ import pytest
 from corpus_files import write_folder_corpus
 
 from hf_attention.data import (
+    SPLITS,
     load_translation_corpus,
     number_pairs,
     parse_ding_lexicon_line,
@@ -218,3 +220,171 @@ def test_reversal_lengths_reach_the_corpus():
         load_translation_corpus("reversal", "src", "tgt", synthetic_min_length=9, synthetic_max_length=5)
     with pytest.raises(ValueError, match="apply to the reversal task only, not to 'numbers'"):
         load_translation_corpus("numbers", "en", "de", synthetic_max_length=30)
+
+
+def _all_pairs(corpus):
+    return sorted((row["de"], row["en"]) for split in corpus.values() for row in split["translation"])
+
+
+def _fillers(count, separator):
+    return "".join(f"Satz {i}{separator}sentence {i}\n" for i in range(count))
+
+
+def _load(path, **sizes):
+    return load_translation_corpus(str(path), "de", "en", **{"validation_size": 1, "test_size": 1, **sizes})
+
+
+def test_tsv_texts_are_read_exactly_as_written(tmp_path):
+    path = tmp_path / "corpus.tsv"
+    lines = ['"a ""quoted"" word"\tein Wort', '"opens a quote\tand no end', "ends one\"\t'single", "NA\tnull",
+             "None\tNaN", "n/a\t#N/A", "Komma, hier\tcomma, here"]  # fmt: skip
+    # A byte order mark and Windows line ends: neither reaches a text.
+    path.write_bytes(("\ufeffde\ten\r\n" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    assert _all_pairs(_load(path)) == sorted(tuple(line.split("\t")) for line in lines)
+
+
+def test_csv_follows_rfc4180_and_keeps_na_strings(tmp_path):
+    path = tmp_path / "corpus.csv"
+    path.write_text(
+        'de,en\n"a ""quoted"" word","ein, Wort"\n"tab\tinside",x\nNA,null\nNone,NaN\nmid"quote,""\n'
+        'plain "quotes" inside,1\n',
+        encoding="utf-8",
+    )
+    assert _all_pairs(_load(path)) == sorted(
+        [
+            ('a "quoted" word', "ein, Wort"),
+            ("tab\tinside", "x"),
+            ("NA", "null"),
+            ("None", "NaN"),
+            ('plain "quotes" inside', "1"),
+        ]  # fmt: skip
+    )  # 'mid"quote,""' has an empty English side: dropped, with a warning
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("c.tsv", "de\ten\nHaus\thouse\nBaum\ttree\tthree\n", r"line 3 has 3 tab-separated fields, the header .* 2"),
+        ("c.tsv", "de\ten\nHaus\thouse\nBaum tree\n", r"line 3 has 1 tab-separated fields"),
+        ("c.tsv", "de\ten\n\nHaus\thouse\t\n", r"line 3 has 3 tab-separated fields \(a trailing separator\?\)"),
+        ("c.tsv", "de\ten\nHaus\thouse\nde\ten\nBaum\ttree\n", r"line 3 repeats the header line"),
+        ("c.tsv", "de\tde\nHaus\thouse\n", r"line 1: the header line must name each column once"),
+        ("c.csv", 'de,en\nHaus,house\n"Baum,tree\nAuto,car\n', r"line 3: not valid CSV \(unexpected end of data\)"),
+        ("c.csv", 'de,en\nHaus,house\n"Hallo" sagte er,"Hello" he said\n', r"line 3: not valid CSV"),
+        ("c.csv", 'de,en\nHaus,house\n"Baum\nAuto",car\nRad,wheel\n', r"lines 3-4 make one CSV row"),
+        ("c.csv", "de,en\nHaus,house,Haus\n", r"line 2 has 3 comma-separated fields"),
+    ],
+)
+def test_malformed_tsv_and_csv_lines_name_file_and_line(tmp_path, name, text, expected):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ": " + expected):
+        _load(path)
+
+
+def test_empty_sources_and_splits_name_the_file_and_counts(tmp_path):
+    cases = {
+        "empty.tsv": ("", r"the file is empty; expected a header line naming the columns \(e.g. de<TAB>en\)"),
+        "empty.csv": ("", r"the file is empty; expected a header line naming the columns \(e.g. de,en\)"),
+        "empty.jsonl": ("\n", r"the file is empty; expected one JSON object a line"),
+        "header.tsv": ("de\ten\n\n", r"no pairs after the header line \['de', 'en'\] \(line 1\)"),
+        "blank.tsv": ("de\ten\n \t \n\t\nx\t \n", r"no pairs: all 1 rows have an empty 'de' or 'en' text"),
+        "same.tsv": (
+            "de\ten\n" + "Haus\thouse\n" * 9,
+            r"1 distinct pairs in 9 rows: validation_size=1 and test_size=1",
+        ),
+        "few.csv": ("de,en\n" + _fillers(4, ","), r"4 distinct pairs in 4 rows: validation_size=2 and test_size=2"),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        sizes = {"validation_size": 2, "test_size": 2} if name == "few.csv" else {}
+        with pytest.raises(ValueError, match=re.escape(str(path)) + ": " + expected):
+            _load(path, **sizes)
+    # Pairs that all share a source leave no training pair once the held-out ones are set apart.
+    path = tmp_path / "shared.tsv"
+    path.write_text("de\ten\n" + "".join(f"Haus\thouse {i}\n" for i in range(9)), encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": 9 distinct pairs in 9 rows: .* leave no training"):
+        _load(path)
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for split in SPLITS:
+        (folder / f"{split}.tsv").write_text("de\ten\n" + _fillers(3, "\t"), encoding="utf-8")
+    (folder / "validation.tsv").write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(folder / "validation.tsv")) + ": the file is empty"):
+        _load(folder)
+    (folder / "validation.tsv").write_text("de\ten\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(folder / "validation.tsv")) + ": no pairs after the header"):
+        _load(folder)
+    (folder / "validation.tsv").write_text("de\ten\n\tnur Englisch\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(folder / "validation.tsv")) + ": no pairs: all 1 rows"):
+        _load(folder)
+
+
+def test_pairs_with_an_empty_side_are_dropped_with_a_count(tmp_path, caplog):
+    path = tmp_path / "corpus.jsonl"
+    rows = [{"de": f"Satz {i}", "en": f"sentence {i}"} for i in range(6)]
+    rows[2:2] = [{"de": "", "en": "no German"}, {"de": "kein Englisch", "en": " \t"}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="hf_attention.data"):
+        corpus = _load(path)
+    assert _all_pairs(corpus) == sorted((f"Satz {i}", f"sentence {i}") for i in range(6))
+    assert f"{path}: 2 pairs with an empty 'de' or 'en' text dropped (the first at line 3)" in caplog.messages
+
+
+def test_a_single_file_keeps_each_pair_once_and_says_how_many_it_dropped(tmp_path, caplog):
+    path = tmp_path / "corpus.tsv"
+    path.write_text("de\ten\n" + _fillers(10, "\t") + _fillers(4, "\t"), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="hf_attention.data"):
+        corpus = _load(path, validation_size=2, test_size=2)
+    assert f"{path}: 4 duplicate pairs dropped, each pair is kept once" in caplog.messages
+    assert {name: len(split) for name, split in corpus.items()} == {"train": 6, "validation": 2, "test": 2}
+    assert _all_pairs(corpus) == sorted((f"Satz {i}", f"sentence {i}") for i in range(10))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('["Haus", "house"]', r"line 3 is a JSON list, expected an object"),
+        ('{"de": "Haus", "en": }', r"line 3 is not valid JSON \(Expecting value at column 22\)"),
+        ('{"de": 42, "en": "forty-two"}', r"line 3: the 'de' text is 42, not a string"),
+    ],
+)
+def test_jsonl_lines_that_are_not_text_pairs_name_the_line(tmp_path, line, expected):
+    good = [json.dumps({"de": f"Satz {i}", "en": f"sentence {i}"}) for i in range(4)]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("\n".join([*good[:2], line, *good[2:]]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ": " + expected):
+        _load(path)
+
+
+def test_jsonl_of_numbers_names_the_first_line(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("\n\n" + "".join(json.dumps({"de": i, "en": i}) + "\n" for i in range(5)), encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r": line 3: the 'de' text is 0, not a string"):
+        _load(path)
+
+
+def test_folder_and_file_type_mistakes_are_named(tmp_path):
+    folder = write_folder_corpus(tmp_path / "corpus")
+    (folder / "test.tsv").write_text("de\ten\nHaus\thouse\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"the test split is in 2 files, \['test.jsonl', 'test.tsv'\]; keep one"):
+        _load(folder)
+    (folder / "test.tsv").unlink()
+    (folder / "test.jsonl").rename(folder / "dev.jsonl")
+    with pytest.raises(FileNotFoundError, match=r"no test.jsonl/.json/.tsv/.csv file in this folder \(it holds \["):
+        _load(folder)
+    path = tmp_path / "corpus.tsv.gz"
+    path.write_bytes(gzip.compress(b"de\ten\nHaus\thouse\n"))
+    with pytest.raises(ValueError, match=r"unsupported file type '.gz'; .* \(uncompress it first\)"):
+        _load(path)
+
+
+def test_a_rewritten_file_is_read_again(tmp_path):
+    path = tmp_path / "corpus.tsv"
+    path.write_text("de\ten\n" + _fillers(6, "\t"), encoding="utf-8")
+    assert ("Satz 1", "sentence 1") in _all_pairs(_load(path))
+    # Same size, same modification time tick: only the content differs.
+    path.write_text("de\ten\n" + _fillers(6, "\t").replace("Satz", "Sotz"), encoding="utf-8")
+    assert ("Sotz 1", "sentence 1") in _all_pairs(_load(path))
