@@ -63,6 +63,13 @@ class DataArguments:
     validation_size: int = 500
     test_size: int = 1000
     split_seed: int = field(default=0, metadata={"help": "seed of the train/validation/test split"})
+    allow_split_overlap: bool = field(
+        default=False,
+        metadata={
+            "help": "go on when over 1% of the validation or test sources are also training sources (the overlap "
+            "is measured on every run and kept in training_run.json)"
+        },
+    )
     synthetic_size: int = field(default=20000, metadata={"help": "training pairs of a synthetic corpus"})
     synthetic_min_length: int | None = field(
         default=None, metadata={"help": "shortest sequence (words) of the reversal task; default 4"}

@@ -210,12 +210,28 @@ def _synthetic_corpus(
                 "(its lengths follow from the numbers drawn)"
             )
         make = number_pairs
-    # Separate seeds per split; duplicates between them are possible by chance and harmless for these tasks.
-    return {
-        "train": make(size, seed=seed),
-        "validation": make(validation_size, seed=seed + 1),
-        "test": make(test_size, seed=seed + 2),
-    }
+    train = make(size, seed=seed)
+    seen = {source for source, _ in train}
+    validation = _unseen_pairs(make, validation_size, seed + 1, seen, name)
+    seen.update(source for source, _ in validation)
+    return {"train": train, "validation": validation, "test": _unseen_pairs(make, test_size, seed + 2, seen, name)}
+
+
+def _unseen_pairs(make, count: int, seed: int, seen: set[str], name: str) -> list[tuple[str, str]]:
+    """The first `count` pairs of the seeded stream `make(n, seed=seed)` whose source is not in `seen`: a held-out
+    split of a synthetic task that tests generalisation, not recall (numbers repeat in about 2% of the draws)."""
+    drawn = count + count // 10 + 10
+    while True:
+        unseen = [pair for pair in make(drawn, seed=seed) if pair[0] not in seen]
+        if len(unseen) >= count:
+            return unseen[:count]
+        if drawn > 20 * count + 1000:
+            raise ValueError(
+                f"the {name} task gives only {len(unseen)} pairs in {drawn} draws whose source is not in the "
+                f"{len(seen)} sources of the splits before, short of the {count} to hold out: lower synthetic_size "
+                "or the held-out sizes, or widen the sequence lengths"
+            )
+        drawn *= 2
 
 
 def _to_translation_column(dataset: Dataset, src_lang: str, tgt_lang: str, origin: str) -> Dataset:
@@ -576,6 +592,62 @@ def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: in
     if len(checked) == 1:
         return _split_dataset(checked["train"], src_lang, tgt_lang, validation_size, test_size, seed, dataset_id)
     return DatasetDict({split: checked[split] for split in SPLITS})
+
+
+def _texts(split: Dataset, lang: str) -> pa.ChunkedArray:
+    return pc.struct_field(split.with_format("arrow")["translation"], lang)
+
+
+def split_overlap(corpus: DatasetDict | dict, src_lang: str, tgt_lang: str) -> dict[str, dict]:
+    """How much of each held-out split the train split already holds, per split present (validation, test):
+
+    `size` (its rows), `sources` (its rows whose source sentence is also a training source) and `pairs` (its rows
+    whose source and target are also a training pair), with `source_share` and `pair_share` (fractions of `size`).
+    """
+    if "train" not in corpus:
+        return {}
+    train_sources, train_targets = _texts(corpus["train"], src_lang), _texts(corpus["train"], tgt_lang)
+    overlap = {}
+    for name in ("validation", "test"):
+        if name not in corpus:
+            continue
+        sources, targets = _texts(corpus[name], src_lang), _texts(corpus[name], tgt_lang)
+        # Membership in the held-out side's (small) set keeps the training texts in their memory-mapped table.
+        in_train = pc.is_in(train_sources, value_set=pc.unique(sources))
+        shared_sources = pc.unique(train_sources.filter(in_train))
+        seen = pc.is_in(sources, value_set=shared_sources)
+        training_pairs = set(
+            zip(train_sources.filter(in_train).to_pylist(), train_targets.filter(in_train).to_pylist(), strict=True)
+        )
+        held_out_pairs = zip(sources.filter(seen).to_pylist(), targets.filter(seen).to_pylist(), strict=True)
+        size = len(corpus[name])
+        counts = {
+            "sources": pc.sum(seen).as_py() or 0,
+            "pairs": sum(pair in training_pairs for pair in held_out_pairs),
+        }
+        overlap[name] = {
+            "size": size,
+            **counts,
+            "source_share": counts["sources"] / size if size else 0.0,
+            "pair_share": counts["pairs"] / size if size else 0.0,
+        }
+    return overlap
+
+
+def check_split_overlap(overlap: dict[str, dict], origin: str, allow: bool = False) -> None:
+    """Raise a ValueError when more than `OVERLAP_LIMIT` of a held-out split's sources (`split_overlap`) are also
+    training sources, unless `allow`; then log a warning instead."""
+    for name, counts in overlap.items():
+        if counts["source_share"] <= OVERLAP_LIMIT:
+            continue
+        message = (
+            f"{origin}: {counts['sources']} of the {counts['size']} {name} pairs ({counts['source_share']:.1%}) have "
+            f"a source sentence that is also in train ({counts['pairs']} are whole training pairs), above the "
+            f"{OVERLAP_LIMIT:.0%} limit: {name} scores would reward memorising"
+        )
+        if not allow:
+            raise ValueError(f"{message}. Remove them from train, or pass --allow_split_overlap true to go on")
+        logger.warning("%s; going on, as --allow_split_overlap is set", message)
 
 
 def _lexicon_sample(path, splits: dict[str, list[tuple[str, str]]], size: int, seed: int) -> list[tuple[str, str]]:

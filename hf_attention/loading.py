@@ -7,7 +7,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationConfig
 
 from .arguments import DataArguments, ModelArguments
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
-from .data import load_translation_corpus
+from .data import check_split_overlap, load_translation_corpus, split_overlap
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
 from .tokenization import corpus_texts, load_tokenizer, tokenize_translations, train_tokenizer
 
@@ -63,8 +63,9 @@ def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_s
 
 
 def load_corpus(data_args: DataArguments):
-    """The text splits (`DatasetDict` of `{"translation": {src, tgt}}` rows) that `data_args` names."""
-    return load_translation_corpus(
+    """The text splits (`DatasetDict` of `{"translation": {src, tgt}}` rows) that `data_args` names, refused when a
+    held-out split shares its sources with train (`check_split_overlap`) unless `allow_split_overlap`."""
+    corpus = load_translation_corpus(
         data_args.corpus,
         data_args.src_lang,
         data_args.tgt_lang,
@@ -76,6 +77,9 @@ def load_corpus(data_args: DataArguments):
         synthetic_max_length=data_args.synthetic_max_length,
         ding_lexicon_size=data_args.ding_lexicon_size,
     )
+    overlap = split_overlap(corpus, data_args.src_lang, data_args.tgt_lang)
+    check_split_overlap(overlap, data_args.corpus, allow=data_args.allow_split_overlap)
+    return corpus
 
 
 def set_generation_defaults(generation_config: GenerationConfig, training_args, data_args: DataArguments) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 import transformers
 
+from .data import split_overlap
+
 
 def hardware_description(device: torch.device) -> str:
     """What trained the model, for the run record and the model card, e.g. `"1 x NVIDIA H100 80GB HBM3"`."""
@@ -39,7 +41,8 @@ def mask_secrets(value, name: str = ""):
 
 
 def write_run_record(output_dir, model_args, data_args, training_args, corpus, world_size: int, device) -> Path:
-    """`training_run.json`: the arguments, split sizes and hardware of a run, from which the model card is written.
+    """`training_run.json`: the arguments, split sizes, held-out overlap with train (`split_overlap`) and hardware of
+    a run, from which the model card is written.
 
     No credential is written: tokens (`hub_token`, any `token` / `*_token` / `*secret` entry, nested ones too) come
     out masked as `<NAME>`.
@@ -53,6 +56,7 @@ def write_run_record(output_dir, model_args, data_args, training_args, corpus, w
     record = {
         "script": Path(sys.argv[0]).name,
         "splits": {name: len(split) for name, split in corpus.items()},
+        "split_overlap": split_overlap(corpus, data_args.src_lang, data_args.tgt_lang),
         "model_arguments": dataclasses.asdict(model_args),
         "data_arguments": dataclasses.asdict(data_args),
         "training_arguments": training_arguments,

@@ -1,3 +1,4 @@
+import functools
 import gzip
 import json
 import re
@@ -5,6 +6,7 @@ import re
 import pytest
 from corpus_files import write_folder_corpus
 
+from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
 from hf_attention.data import (
     SPLITS,
     load_translation_corpus,
@@ -14,8 +16,11 @@ from hf_attention.data import (
     read_ding_corpus,
     read_ding_lexicon,
     reversal_pairs,
+    split_overlap,
     split_pairs,
 )
+from hf_attention.loading import load_corpus
+from hf_attention.run_record import write_run_record
 
 # Hand-written lines in the trans-de-en format (not taken from the corpus).
 DING_LINES = [
@@ -388,3 +393,79 @@ def test_a_rewritten_file_is_read_again(tmp_path):
     # Same size, same modification time tick: only the content differs.
     path.write_text("de\ten\n" + _fillers(6, "\t").replace("Satz", "Sotz"), encoding="utf-8")
     assert ("Sotz 1", "sentence 1") in _all_pairs(_load(path))
+
+
+def _overlapping_folder(folder, shared_validation, shared_test):
+    """Train of 100 pairs; validation and test of 50, whose first pairs repeat training sources (the first
+    `shared_*` // 2 with the training target too, the rest with another target)."""
+    folder.mkdir()
+    train = [(f"Satz {i}", f"sentence {i}") for i in range(100)]
+    held_out = {}
+    for split, shared in (("validation", shared_validation), ("test", shared_test)):
+        rows = [(src, tgt if i < shared // 2 else f"other {i}") for i, (src, tgt) in enumerate(train[:shared])]
+        held_out[split] = rows + [(f"{split} {i}", f"{split} {i}") for i in range(50 - shared)]
+    for split, rows in {"train": train, **held_out}.items():
+        (folder / f"{split}.tsv").write_text("de\ten\n" + "".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
+    return folder
+
+
+def test_split_overlap_counts_shared_sources_and_pairs(tmp_path):
+    corpus = _load(_overlapping_folder(tmp_path / "corpus", 4, 1))
+    assert split_overlap(corpus, "de", "en") == {
+        "validation": {"size": 50, "sources": 4, "pairs": 2, "source_share": 0.08, "pair_share": 0.04},
+        "test": {"size": 50, "sources": 1, "pairs": 0, "source_share": 0.02, "pair_share": 0.0},
+    }
+    assert split_overlap({"train": corpus["train"]}, "de", "en") == {}
+
+
+def test_load_corpus_refuses_held_out_sources_seen_in_training_unless_allowed(tmp_path, caplog):
+    folder = _overlapping_folder(tmp_path / "corpus", 4, 0)
+    arguments = DataArguments(corpus=str(folder))
+    expected = (
+        re.escape(str(folder)) + r": 4 of the 50 validation pairs \(8.0%\) have a source sentence that is also in "
+        r"train \(2 are whole training pairs\), above the 1% limit.*--allow_split_overlap true"
+    )
+    with pytest.raises(ValueError, match=expected):
+        load_corpus(arguments)
+    with caplog.at_level("WARNING", logger="hf_attention.data"):
+        corpus = load_corpus(DataArguments(corpus=str(folder), allow_split_overlap=True))
+    assert len(corpus["validation"]) == 50
+    assert any("4 of the 50 validation pairs" in message for message in caplog.messages)
+    # Half a percent is under the limit.
+    assert len(load_corpus(DataArguments(corpus=str(_overlapping_folder(tmp_path / "small", 0, 0))))["test"]) == 50
+
+
+def test_package_made_splits_never_share_a_source_with_train(tmp_path, monkeypatch):
+    # A file whose sources repeat with other targets: held-out sources stay out of train.
+    path = tmp_path / "corpus.tsv"
+    path.write_text("de\ten\n" + "".join(f"Satz {i % 20}\tsentence {i}\n" for i in range(100)), encoding="utf-8")
+    overlap = split_overlap(_load(path, validation_size=5, test_size=5), "de", "en")
+    assert [counts["sources"] for counts in overlap.values()] == [0, 0]
+    # Synthetic tasks over small spaces repeat sources often; their held-out pairs are drawn from the unseen ones.
+    reversal = load_translation_corpus(
+        "reversal", "src", "tgt", validation_size=100, test_size=100, synthetic_size=3000,
+        synthetic_min_length=3, synthetic_max_length=3,
+    )  # fmt: skip
+    assert [counts["sources"] for counts in split_overlap(reversal, "src", "tgt").values()] == [0, 0]
+    validation = {row["src"] for row in reversal["validation"]["translation"]}
+    assert not validation & {row["src"] for row in reversal["test"]["translation"]}
+    assert {len(split) for split in reversal.values()} == {100, 3000}
+    few_numbers = functools.partial(number_pairs, max_number=3000)
+    monkeypatch.setattr("hf_attention.data.number_pairs", lambda count, seed: few_numbers(count, seed=seed))
+    numbers = load_translation_corpus("numbers", "en", "de", validation_size=50, test_size=50, synthetic_size=2000)
+    assert [counts["sources"] for counts in split_overlap(numbers, "en", "de").values()] == [0, 0]
+    assert numbers["train"]["translation"] == [{"en": en, "de": de} for en, de in few_numbers(2000, seed=0)]
+    with pytest.raises(ValueError, match=r"the reversal task gives only 0 pairs .* short of the 5 to hold out"):
+        load_translation_corpus("reversal", "src", "tgt", validation_size=5, test_size=5, synthetic_size=2000,
+                                synthetic_min_length=1, synthetic_max_length=1)  # fmt: skip
+
+
+def test_run_record_keeps_the_split_overlap(tmp_path):
+    corpus = _load(_overlapping_folder(tmp_path / "corpus", 4, 1))
+    data_args = DataArguments(corpus=str(tmp_path / "corpus"), allow_split_overlap=True)
+    training_args = TranslationTrainingArguments(output_dir=str(tmp_path / "run"), report_to=[])
+    path = write_run_record(tmp_path / "run", ModelArguments(), data_args, training_args, corpus, 1, "cpu")
+    record = json.loads(path.read_text())
+    assert record["split_overlap"] == split_overlap(corpus, "de", "en")
+    assert record["split_overlap"]["validation"]["sources"] == 4
+    assert record["data_arguments"]["allow_split_overlap"] is True
