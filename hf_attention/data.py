@@ -134,9 +134,9 @@ def split_pairs(
     Train keeps no pair that shares its source or its target sentence with a held-out pair (the dictionary lists
     some sentences under several headwords, with other translations), so the test sentences are unseen.
     """
-    if validation_size < 0 or test_size < 0 or validation_size + test_size >= len(pairs):
+    if validation_size < 1 or test_size < 1 or validation_size + test_size >= len(pairs):
         raise ValueError(
-            f"validation_size={validation_size} and test_size={test_size} must be >= 0 and leave training pairs "
+            f"validation_size={validation_size} and test_size={test_size} must be >= 1 and leave training pairs "
             f"out of {len(pairs)}"
         )
     shuffled = list(pairs)
@@ -210,6 +210,11 @@ def _synthetic_corpus(
                 "(its lengths follow from the numbers drawn)"
             )
         make = number_pairs
+    if min(size, validation_size, test_size) < 1:
+        raise ValueError(
+            f"synthetic_size={size}, validation_size={validation_size} and test_size={test_size}: every split of "
+            f"the {name} task needs at least one pair"
+        )
     train = make(size, seed=seed)
     seen = {source for source, _ in train}
     validation = _unseen_pairs(make, validation_size, seed + 1, seen, name)

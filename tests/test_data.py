@@ -469,3 +469,15 @@ def test_run_record_keeps_the_split_overlap(tmp_path):
     assert record["split_overlap"] == split_overlap(corpus, "de", "en")
     assert record["split_overlap"]["validation"]["sources"] == 4
     assert record["data_arguments"]["allow_split_overlap"] is True
+
+
+def test_settings_that_leave_a_split_empty_are_refused():
+    pairs = [(f"quelle {i} .", f"source {i} .") for i in range(20)]
+    with pytest.raises(ValueError, match="validation_size=0 and test_size=5 must be >= 1 and leave training pairs"):
+        split_pairs(pairs, 0, 5, seed=0)
+    with pytest.raises(ValueError, match="validation_size=5 and test_size=0 must be >= 1"):
+        split_pairs(pairs, 5, 0, seed=0)
+    with pytest.raises(ValueError, match=r"synthetic_size=10, validation_size=0 and test_size=5: every split"):
+        load_translation_corpus("reversal", "src", "tgt", validation_size=0, test_size=5, synthetic_size=10)
+    with pytest.raises(ValueError, match=r"synthetic_size=0, validation_size=5 and test_size=5: every split"):
+        load_translation_corpus("reversal", "src", "tgt", validation_size=5, test_size=5, synthetic_size=0)
