@@ -27,8 +27,9 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianConfig, MarianMTModel
+from transformers import MarianConfig, MarianMTModel
 
+from .checkpoint_loading import load_checkpoint
 from .configuration_seq2seq_attention import ATTENTION_TYPES, Seq2SeqAttentionConfig
 from .evaluation import corpus_scores
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
@@ -444,8 +445,8 @@ def time_test_translation(args: BenchmarkArguments) -> list[dict]:
     folder = Path(args.translation_model)
     rows = [json.loads(line) for line in (folder / "test_translations.jsonl").open(encoding="utf-8")]
     sources, references = [row["source"] for row in rows], [row["reference"] for row in rows]
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder).to(args.device).eval()
+    checkpoint = load_checkpoint(folder, device=args.device)
+    model, tokenizer = checkpoint.model, checkpoint.tokenizer
     variants = {"float": model, **({"int8": quantize_int8(model)} if args.device == "cpu" else {})}
     config = model.config
     peer_args = replace(

@@ -1,6 +1,5 @@
 """Checkpoint folders: which Trainer checkpoint a `--resume_from_checkpoint` means (complete ones only), the
-Accelerate loop's checkpoints (its position as JSON, folders that are renamed into place only once complete), and
-checkpoint averaging."""
+Accelerate loop's checkpoints (its position as JSON, folders that are renamed into place only once complete)."""
 
 import json
 import logging
@@ -9,10 +8,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from accelerate import Accelerator
-from safetensors.torch import load_file
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
@@ -40,7 +36,8 @@ def _missing_checkpoint_files(folder: Path) -> list[str]:
     return missing
 
 
-def _checkpoints_newest_first(run_dir: Path) -> list[Path]:
+def checkpoints_newest_first(run_dir: Path) -> list[Path]:
+    """The `checkpoint-N` folders of `run_dir`, highest N first (complete or not)."""
     folders = [path for path in run_dir.iterdir() if path.is_dir() and _CHECKPOINT_NAME.match(path.name)]
     return sorted(folders, key=lambda path: int(_CHECKPOINT_NAME.match(path.name).group(1)), reverse=True)
 
@@ -69,7 +66,7 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_
     if _CHECKPOINT_NAME.match(folder.name):
         missing = _missing_checkpoint_files(folder)
         if missing:
-            siblings = _checkpoints_newest_first(folder.parent)
+            siblings = checkpoints_newest_first(folder.parent)
             complete = [path.name for path in siblings if path != folder and not _missing_checkpoint_files(path)]
             hint = f"; complete checkpoints beside it: {', '.join(complete)}" if complete else ""
             raise ValueError(
@@ -78,7 +75,7 @@ def resolve_resume_checkpoint(resume_from_checkpoint: str | bool | None, output_
             )
         return str(folder)
     incomplete = []
-    for checkpoint in _checkpoints_newest_first(folder):
+    for checkpoint in checkpoints_newest_first(folder):
         missing = _missing_checkpoint_files(checkpoint)
         if not missing:
             for name, lacks in incomplete:
@@ -98,12 +95,21 @@ class TrainingProgress:
 
     Not through `Accelerator.register_for_checkpointing`: `load_state` reads registered objects back with
     `torch.load(weights_only=False)`, so a crafted checkpoint would run code on resume.
+
+    `elapsed_seconds` is the training time spent so far under a time budget (`max_train_minutes`), written only then.
     """
 
     completed_steps: int = 0
+    elapsed_seconds: float | None = None
 
     def save(self, checkpoint: Path) -> None:
-        (checkpoint / PROGRESS_NAME).write_text(json.dumps({"completed_steps": self.completed_steps}))
+        position = {"completed_steps": self.completed_steps}
+        if self.elapsed_seconds is not None:
+            position["elapsed_seconds"] = self.elapsed_seconds
+        # Written aside and renamed: the file is rewritten in a finished checkpoint once the time is known.
+        partial = checkpoint / f"{PROGRESS_NAME}.partial"
+        partial.write_text(json.dumps(position))
+        partial.replace(checkpoint / PROGRESS_NAME)
 
     @classmethod
     def load(cls, checkpoint: str | Path) -> "TrainingProgress":
@@ -131,12 +137,19 @@ class TrainingProgress:
                 "scripts/train_accelerate.py"
             )
         try:
-            steps = json.loads(path.read_text())["completed_steps"]
+            position = json.loads(path.read_text())
+            steps = position["completed_steps"]
+            elapsed = position.get("elapsed_seconds")
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise ValueError(f'{path}: expected {{"completed_steps": N}}, could not read it ({error})') from None
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"{path}: completed_steps must be a non-negative integer, got {steps!r}")
-        return cls(completed_steps=steps)
+        valid_seconds = (
+            isinstance(elapsed, int | float) and not isinstance(elapsed, bool) and 0 <= elapsed < float("inf")
+        )
+        if elapsed is not None and not valid_seconds:
+            raise ValueError(f"{path}: elapsed_seconds must be a non-negative number of seconds, got {elapsed!r}")
+        return cls(completed_steps=steps, elapsed_seconds=None if elapsed is None else float(elapsed))
 
 
 def save_checkpoint(accelerator: Accelerator, model, tokenizer, output_dir: Path, step: int, total_limit) -> Path:
@@ -171,82 +184,10 @@ def remove_partial_checkpoints(output_dir: Path) -> list[Path]:
     return stale
 
 
-def checkpoints_to_average(paths: list[str | Path], last: int | None = None) -> list[Path]:
-    """The checkpoint folders that `paths` name, oldest first: a run folder (one holding `checkpoint-N` folders with
-    weights, such as a training's output folder) stands for those checkpoints, the newest `last` of them when `last`
-    is given; any other folder holding `model.safetensors` is one checkpoint."""
-    folders = []
-    for path in map(Path, paths):
-        if not path.is_dir():
-            raise ValueError(f"{path}: no such folder")
-        found = [folder for folder in _checkpoints_newest_first(path) if (folder / "model.safetensors").is_file()]
-        if found:
-            folders.extend(reversed(found[:last] if last else found))
-        elif (path / "model.safetensors").is_file():
-            folders.append(path)
-        else:
-            raise ValueError(f"{path}: neither model.safetensors nor {PREFIX_CHECKPOINT_DIR}-N folders with one")
-    return folders
-
-
-def average_checkpoints(folders: list[str | Path]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of the `model.safetensors` weights of `folders` (computed in float64, stored in each
-    tensor's own dtype), as NMT toolkits average the last checkpoints of a run.
-
-    Raises:
-        ValueError: naming the folder and tensor where the checkpoints differ in names, shapes or dtypes, or hold
-            different integer tensors (which have no mean).
-    """
-    if not folders:
-        raise ValueError("average_checkpoints: no checkpoint folders given")
-    reference_folder, *others = map(Path, folders)
-    reference = load_file(reference_folder / "model.safetensors")
-    sums = {name: tensor.double() if tensor.is_floating_point() else tensor for name, tensor in reference.items()}
-    for folder in others:
-        weights = load_file(folder / "model.safetensors")
-        if weights.keys() != reference.keys():
-            difference = sorted(weights.keys() ^ reference.keys())
-            raise ValueError(f"{folder} and {reference_folder} hold different tensors: {', '.join(difference[:5])}")
-        for name, tensor in weights.items():
-            if tensor.shape != reference[name].shape or tensor.dtype != reference[name].dtype:
-                raise ValueError(
-                    f"{folder}: {name} is {tuple(tensor.shape)} {tensor.dtype}, in {reference_folder} "
-                    f"{tuple(reference[name].shape)} {reference[name].dtype}"
-                )
-            if tensor.is_floating_point():
-                sums[name] += tensor.double()
-            elif not torch.equal(tensor, reference[name]):
-                raise ValueError(f"{folder}: the integer tensor {name} differs from {reference_folder}'s")
-    count = len(folders)
-    return {
-        name: (total / count).to(reference[name].dtype) if total.is_floating_point() else total
-        for name, total in sums.items()
-    }
-
-
-def save_averaged_checkpoint(folders: list[str | Path], output_dir: str | Path) -> Path:
-    """Write a complete model folder to `output_dir`: the newest of `folders` (config, generation config, tokenizer,
-    code files) with the average of all their weights, and `averaged_checkpoints.json` naming them."""
-    output_dir = Path(output_dir)
-    newest = Path(folders[-1])
-    model = AutoModelForSeq2SeqLM.from_pretrained(newest)
-    missing, unexpected = model.load_state_dict(average_checkpoints(folders), strict=False)
-    stored = set(load_file(newest / "model.safetensors"))
-    if unexpected or any(name in stored for name in missing):
-        raise ValueError(f"{newest}: the averaged weights do not fit the model it holds ({unexpected or missing})")
-    model.save_pretrained(output_dir)
-    AutoTokenizer.from_pretrained(newest).save_pretrained(output_dir)
-    (output_dir / "averaged_checkpoints.json").write_text(json.dumps([str(folder) for folder in folders], indent=1))
-    logger.info("averaged %d checkpoints into %s", len(folders), output_dir)
-    return output_dir
-
-
 __all__ = [
     "PROGRESS_NAME",
     "TrainingProgress",
-    "average_checkpoints",
-    "checkpoints_to_average",
-    "save_averaged_checkpoint",
+    "checkpoints_newest_first",
     "remove_partial_checkpoints",
     "resolve_resume_checkpoint",
     "save_checkpoint",

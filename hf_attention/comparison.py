@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoModelForSeq2SeqLM
-
+from .checkpoint_loading import load_checkpoint
 from .configuration_seq2seq_attention import ATTENTION_TYPES
 from .evaluation import corpus_scores, draw_heatmaps, write_translations
 from .gold_alignment import GOLD_ALIGNMENTS, alignment_by_length, gold_alignment_hits
@@ -21,7 +20,6 @@ from .length_buckets import LengthBucket, group_by_length, make_buckets, markdow
 from .loading import load_corpus
 from .metrics import load_translation_metric
 from .plotting import METRIC_NAMES, plot_by_length
-from .tokenization import load_tokenizer
 from .training_trainer import run_training
 from .translation import translate
 
@@ -221,8 +219,8 @@ def evaluate_checkpoint(
 ) -> dict:
     """Scores of one checkpoint on the test split (overall and by length), its heatmaps and alignment accuracy;
     `name` names its files."""
-    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
-    tokenizer = load_tokenizer(checkpoint)
+    loaded = load_checkpoint(checkpoint)
+    model, tokenizer = loaded.model, loaded.tokenizer
     attention_type = model.config.attention_type
     hypotheses = translate(model, tokenizer, sources, batch_size=batch_size)
     write_translations(heatmap_dir.parent / f"translations_{name}.jsonl", sources, references, hypotheses)

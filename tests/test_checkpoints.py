@@ -1,8 +1,10 @@
 """Checkpoint folders: which checkpoint `--resume_from_checkpoint` resumes (the newest complete one, never a
-half-written folder), and checkpoint averaging."""
+half-written folder), and checkpoint averaging (only of checkpoints of one architecture and tokenizer)."""
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,15 +16,12 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
 from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
-from hf_attention.checkpoints import (
-    average_checkpoints,
-    checkpoints_to_average,
-    resolve_resume_checkpoint,
-    save_averaged_checkpoint,
-)
+from hf_attention.averaging import average_checkpoints, checkpoints_to_average, save_averaged_checkpoint
+from hf_attention.checkpoints import resolve_resume_checkpoint
 from hf_attention.cli import parse_arguments
 from hf_attention.tokenization import train_tokenizer
 from hf_attention.training_trainer import run_training
+from hf_attention.weights_manifest import file_sha256
 
 
 def make_checkpoint(folder: Path, complete: bool = True) -> Path:
@@ -150,3 +149,109 @@ def test_checkpoints_that_do_not_match_are_refused(three_checkpoints, tmp_path):
         checkpoints_to_average([tmp_path])
     with pytest.raises(ValueError, match="no such folder"):
         checkpoints_to_average([tmp_path / "missing"])
+
+
+def averaging_script(*arguments) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "average_checkpoints.py"), *map(str, arguments)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def save_variant(folder: Path, tokenizer, **config) -> Path:
+    """A checkpoint of the averaging fixture's size with other `config` values."""
+    torch.manual_seed(7)
+    sizes = {"vocab_size": len(tokenizer), "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}
+    Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionConfig(**sizes | config)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"attention_type": "dot"}, "attention_type='dot', but .*checkpoint-1 has attention_type='bahdanau'"),
+        ({"rnn_type": "gru"}, "rnn_type='gru'"),
+        ({"num_attention_heads": 4}, "num_attention_heads=4"),
+    ],
+)
+def test_checkpoints_of_another_architecture_are_refused_by_field(three_checkpoints, tmp_path, config, field):
+    tokenizer = AutoTokenizer.from_pretrained(three_checkpoints / "checkpoint-1")
+    other = save_variant(tmp_path / "other", tokenizer, **config)
+    with pytest.raises(ValueError, match=field):
+        save_averaged_checkpoint([three_checkpoints / "checkpoint-1", other], tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_scaled_dot_and_dot_checkpoints_of_equal_shapes_are_not_averaged(tmp_path):
+    tokenizer = train_tokenizer(["a b c d e f g"] * 4, vocab_size=40)
+    scaled = save_variant(tmp_path / "scaled", tokenizer, attention_type="scaled_dot")
+    dot = save_variant(tmp_path / "dot", tokenizer, attention_type="dot")
+    shapes = {name: tensor.shape for name, tensor in load_file(scaled / "model.safetensors").items()}
+    assert shapes == {name: tensor.shape for name, tensor in load_file(dot / "model.safetensors").items()}
+    result = averaging_script("--checkpoints", scaled, dot, "--output_dir", tmp_path / "out")
+    assert result.returncode == 1 and not (tmp_path / "out").exists()
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"average_checkpoints.py: error: {dot}: attention_type='dot', but {scaled} has attention_type='scaled_dot'; "
+        "only checkpoints of one architecture can be averaged"
+    )
+
+
+def test_checkpoints_of_another_tokenizer_are_refused(three_checkpoints, tmp_path):
+    tokenizer = train_tokenizer(["h i j k l m n"] * 4, vocab_size=40)
+    other = save_variant(tmp_path / "other", tokenizer)
+    with pytest.raises(ValueError, match="its tokenizer differs from .*checkpoint-1's"):
+        save_averaged_checkpoint([three_checkpoints / "checkpoint-1", other], tmp_path / "out")
+
+
+def test_an_output_dir_that_is_an_input_holds_one_or_has_files_is_refused(three_checkpoints, tmp_path):
+    folders = checkpoints_to_average([three_checkpoints])
+    before = (folders[0] / "model.safetensors").read_bytes()
+    for output_dir in (folders[0], three_checkpoints, folders[0] / "inside"):
+        with pytest.raises(ValueError, match="it is or contains the input"):
+            save_averaged_checkpoint(folders, output_dir)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not an empty folder"):
+        save_averaged_checkpoint(folders, tmp_path / "used")
+    assert (tmp_path / "used" / "notes.txt").read_text() == "mine"
+    assert (folders[0] / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("last", [0, -1])
+def test_last_below_one_is_refused(three_checkpoints, tmp_path, last):
+    with pytest.raises(ValueError, match=f"--last {last}: expected a whole number >= 1"):
+        checkpoints_to_average([three_checkpoints], last=last)
+    result = averaging_script("--checkpoints", three_checkpoints, "--last", last, "--output_dir", tmp_path / "out")
+    assert result.returncode == 1 and f"--last {last}: expected a whole number >= 1" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_named_twice_is_refused(three_checkpoints):
+    first = three_checkpoints / "checkpoint-1"
+    with pytest.raises(ValueError, match="named twice"):
+        checkpoints_to_average([first, first])
+    with pytest.raises(ValueError, match="named twice"):
+        checkpoints_to_average([three_checkpoints, three_checkpoints / ".." / three_checkpoints.name / "checkpoint-2"])
+
+
+def test_a_damaged_input_is_named_and_nothing_is_written(three_checkpoints, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(three_checkpoints / "checkpoint-2", damaged)
+    weights = bytearray((damaged / "model.safetensors").read_bytes())
+    weights[-3] ^= 0x10
+    (damaged / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(ValueError, match="damaged/model.safetensors: the file's bytes changed after it was saved"):
+        save_averaged_checkpoint([three_checkpoints / "checkpoint-1", damaged], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_average_keeps_the_run_record_and_records_its_own_weights(three_checkpoints, tmp_path):
+    record = {"data_arguments": {"corpus": "reversal", "validation_size": 16}}
+    (three_checkpoints / "training_run.json").write_text(json.dumps(record))
+    try:
+        output = save_averaged_checkpoint(checkpoints_to_average([three_checkpoints], last=2), tmp_path / "out")
+    finally:
+        (three_checkpoints / "training_run.json").unlink()
+    assert json.loads((output / "training_run.json").read_text()) == record
+    manifest = json.loads((output / "weights_manifest.json").read_text())
+    assert manifest["sha256"]["model.safetensors"] == file_sha256(output / "model.safetensors")
+    assert not (tmp_path / "out.partial").exists()
