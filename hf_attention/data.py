@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 DING_PATH = Path("/usr/share/trans/de-en")
 SYNTHETIC_CORPORA = ("reversal", "numbers")
 LOCAL_FORMATS = (".jsonl", ".json", ".tsv", ".csv")
-DELIMITERS = {".tsv": "\t", ".csv": ","}
+DELIMITED_FORMATS = (".tsv", ".csv")
 SPLITS = ("train", "validation", "test")
 # Above this share of a held-out split's sources also in train, held-out scores measure memorisation.
 OVERLAP_LIMIT = 0.01
@@ -248,7 +248,7 @@ def _to_translation_column(dataset: Dataset, src_lang: str, tgt_lang: str, origi
             lambda row: {"translation": {src_lang: row[src_lang], tgt_lang: row[tgt_lang]}},
             remove_columns=dataset.column_names,
         )
-    header = " (the first line of the file names the columns)" if Path(origin).suffix in DELIMITERS else ""
+    header = " (the first line of the file names the columns)" if Path(origin).suffix in DELIMITED_FORMATS else ""
     raise ValueError(
         f"{origin}: expected a 'translation' column or the columns {src_lang!r} and {tgt_lang!r}, "
         f"found {dataset.column_names}{header}"
@@ -297,21 +297,22 @@ def _delimited_examples(path: str):
     path = Path(path)
     rows = _delimited_rows(path)
     _, header = next(rows)
-    kind = "tab-separated" if path.suffix == ".tsv" else "comma-separated"
+    tsv = path.suffix == ".tsv"
     for number, fields in rows:
         if fields == header:
             raise ValueError(f"{path}: line {number} repeats the header line; were files joined with their headers?")
         if len(fields) != len(header):
             trailing = " (a trailing separator?)" if len(fields) == len(header) + 1 and not fields[-1] else ""
             raise ValueError(
-                f"{path}: line {number} has {len(fields)} {kind} fields{trailing}, the header line names "
-                f"{len(header)}: {header}"
-                + ("; a .tsv line holds the texts separated by single tabs, with no quoting" if kind[0] == "t" else "")
+                f"{path}: line {number} has {len(fields)} {'tab' if tsv else 'comma'}-separated fields{trailing}, the "
+                f"header line names {len(header)}: {header}"
+                + ("; a .tsv line holds the texts separated by single tabs, with no quoting" if tsv else "")
             )
         yield dict(zip(header, fields, strict=True))
 
 
 def _file_digest(path: Path) -> str:
+    """The SHA-256 of the file's bytes, read a megabyte at a time."""
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while chunk := file.read(1 << 20):
@@ -363,7 +364,7 @@ def read_delimited(path: str | Path) -> Dataset:
 
 def _line_number(path: Path, row: int) -> int:
     """The line of `path` holding data row `row` (0-based): loaders skip blank lines and a CSV header."""
-    if path.suffix in DELIMITERS:
+    if path.suffix in DELIMITED_FORMATS:
         rows = _delimited_rows(path)
         next(rows)
         for index, (number, _) in enumerate(rows):
@@ -407,9 +408,10 @@ def _check_texts(dataset: Dataset, src_lang: str, tgt_lang: str, origin: str, pa
         if texts.null_count:
             first_missing[lang] = pc.index(pc.is_null(texts), True).as_py()
         elif not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
-            row, value = next(
-                (row, pair[lang]) for row, pair in enumerate(dataset["translation"]) if not isinstance(pair[lang], str)
-            )
+            rows = ((row, pair[lang]) for row, pair in enumerate(dataset["translation"]))
+            row, value = next(((row, value) for row, value in rows if not isinstance(value, str)), (None, None))
+            if row is None:
+                raise ValueError(f"{origin}: the {lang!r} texts are {texts.type}, expected strings")
             raise ValueError(
                 f"{origin}: {_where(path, row)}: the {lang!r} text is {value!r}, not a string; write every text as "
                 'a JSON string ("42", not 42)'
@@ -492,6 +494,12 @@ def _read_json(data_files: dict[str, str]) -> DatasetDict:
             _check_utf8(Path(file))
             _check_json_lines(Path(file))
         raise
+    except ValueError as error:
+        # A file that parses to no rows (`[]`) fails as 'Instruction "<split>" corresponds to no data!'.
+        empty = re.match(r'Instruction "(\w+)" corresponds to no data', str(error))
+        if empty and empty[1] in data_files:
+            raise ValueError(f"{data_files[empty[1]]}: no pairs") from None
+        raise
     for name, split in loaded.items():
         try:
             # The JSON reader keeps invalid UTF-8 in its string columns; it would fail later, in a `map`.
@@ -553,17 +561,17 @@ def _load_local(path: Path, src_lang: str, tgt_lang: str, validation_size: int, 
                 f"{path}: unsupported file type {suffix!r}; use one of {sorted(LOCAL_FORMATS)}{compressed}"
             )
         data_files = {"train": str(path)}
-    if suffix in DELIMITERS:
+    if suffix in DELIMITED_FORMATS:
         loaded = DatasetDict({name: read_delimited(file) for name, file in data_files.items()})
     else:
         loaded = _read_json(data_files)
     checked = {}
     for name, split in loaded.items():
         file = data_files[name]
-        split = _to_translation_column(split, src_lang, tgt_lang, file)
-        _check_texts(split, src_lang, tgt_lang, file, Path(file))
         if not len(split):
             raise ValueError(f"{file}: no pairs")
+        split = _to_translation_column(split, src_lang, tgt_lang, file)
+        _check_texts(split, src_lang, tgt_lang, file, Path(file))
         checked[name] = _drop_empty_pairs(split, src_lang, tgt_lang, file, Path(file))
     loaded = DatasetDict(checked)
     if path.is_dir():
@@ -590,9 +598,9 @@ def _load_hub(dataset_id: str, src_lang: str, tgt_lang: str, validation_size: in
     checked = {}
     for name, split in loaded.items():
         origin = f"{dataset_id} ({name} split)"
-        _check_texts(split, src_lang, tgt_lang, origin)
         if not len(split):
             raise ValueError(f"{origin}: no pairs")
+        _check_texts(split, src_lang, tgt_lang, origin)
         checked[name] = _drop_empty_pairs(split, src_lang, tgt_lang, origin)
     if len(checked) == 1:
         return _split_dataset(checked["train"], src_lang, tgt_lang, validation_size, test_size, seed, dataset_id)
@@ -688,9 +696,14 @@ def load_translation_corpus(
         ding_lexicon_size: with the Ding corpus, this many of its word and phrase pairs (`read_ding_lexicon`, a
             sample seeded by `seed`) join the training split after the sentence pairs; 0 adds none.
 
+    Pairs with an empty (or whitespace) side are dropped, and a file split here keeps each distinct pair once;
+    both are logged with their counts. The held-out pairs of a split made here share no sentence with train.
+
     Raises:
-        ValueError: a local file that is not UTF-8, or a row without a string for `src_lang` or `tgt_lang` (a
-            missing key or a null); the message names the file and the line (the row, for a Hub dataset).
+        ValueError: a local file that is not UTF-8, is empty, holds a malformed line (`read_delimited`, or a
+            JSON line that is not an object), or a row without a string for `src_lang` or `tgt_lang` (a missing key,
+            a null or a number); a split left without pairs; the message names the file and the line (the row, for
+            a Hub dataset), or the counts.
     """
     if corpus == "ding" or Path(corpus) == DING_PATH:
         if (src_lang, tgt_lang) not in (("de", "en"), ("en", "de")):

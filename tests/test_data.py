@@ -292,6 +292,7 @@ def test_empty_sources_and_splits_name_the_file_and_counts(tmp_path):
         "empty.tsv": ("", r"the file is empty; expected a header line naming the columns \(e.g. de<TAB>en\)"),
         "empty.csv": ("", r"the file is empty; expected a header line naming the columns \(e.g. de,en\)"),
         "empty.jsonl": ("\n", r"the file is empty; expected one JSON object a line"),
+        "empty.json": ("[]", r"no pairs$"),
         "header.tsv": ("de\ten\n\n", r"no pairs after the header line \['de', 'en'\] \(line 1\)"),
         "blank.tsv": ("de\ten\n \t \n\t\nx\t \n", r"no pairs: all 1 rows have an empty 'de' or 'en' text"),
         "same.tsv": (
