@@ -44,21 +44,34 @@ def yaml_to_arguments(*paths: str | Path) -> list[str]:
     return arguments
 
 
+def expand_presets(argv: list[str] | None = None) -> list[str]:
+    """`argv` (default: `sys.argv[1:]`) with `--config FILE [FILE ...]` replaced by the presets' `--key value`
+    arguments, placed before the rest so that the command line wins."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv:
+        return argv
+    start = argv.index("--config") + 1
+    end = start
+    while end < len(argv) and not argv[end].startswith("-"):
+        end += 1
+    if end == start:
+        raise ValueError("--config needs one or more YAML file paths")
+    if "--config" in argv[end:]:
+        raise ValueError("--config is given twice: name every preset after one --config (--config a.yaml b.yaml)")
+    return yaml_to_arguments(*argv[start:end]) + argv[: start - 1] + argv[end:]
+
+
+def given_arguments(argv: list[str] | None = None) -> set[str]:
+    """The argument names that `argv` sets, by a preset or on the command line (not left to their defaults)."""
+    return {item[2:].split("=")[0] for item in expand_presets(argv) if item.startswith("--")}
+
+
 def parse_arguments(dataclass_types: tuple, argv: list[str] | None = None) -> tuple:
     """Parse `argv` (default: `sys.argv[1:]`) into instances of `dataclass_types`, honouring `--config FILE [FILE ...]`
     anywhere in it."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--config" in argv:
-        start = argv.index("--config") + 1
-        end = start
-        while end < len(argv) and not argv[end].startswith("-"):
-            end += 1
-        if end == start:
-            raise ValueError("--config needs one or more YAML file paths")
-        if "--config" in argv[end:]:
-            raise ValueError("--config is given twice: name every preset after one --config (--config a.yaml b.yaml)")
-        argv = yaml_to_arguments(*argv[start:end]) + argv[: start - 1] + argv[end:]
-    return HfArgumentParser(dataclass_types).parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    return HfArgumentParser(dataclass_types).parse_args_into_dataclasses(
+        args=expand_presets(argv), look_for_args_file=False
+    )
 
 
 def setup_logging(training_args: TrainingArguments | None = None) -> int:
@@ -83,4 +96,4 @@ def setup_logging(training_args: TrainingArguments | None = None) -> int:
     return level
 
 
-__all__ = ["parse_arguments", "setup_logging", "yaml_to_arguments"]
+__all__ = ["expand_presets", "given_arguments", "parse_arguments", "setup_logging", "yaml_to_arguments"]

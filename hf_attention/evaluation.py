@@ -5,8 +5,10 @@ loop's validation (`evaluate_generation`), the test split of both loops (`evalua
 comparison (`corpus_scores`, `write_translations`, `draw_heatmaps`).
 """
 
+import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arguments import DataArguments
+from .arguments import SPLIT_ARGUMENTS, DataArguments
 from .beam_search import beam_search_dropping_finished
 from .metrics import load_translation_metric
 from .plotting import LEARNING_CURVE_KEYS, plot_learning_curves
@@ -251,6 +253,58 @@ def evaluate_test_split(
     return metrics
 
 
+def trained_split_arguments(checkpoint, data_args: DataArguments, given: set[str]) -> DataArguments:
+    """`data_args` with the split settings (`SPLIT_ARGUMENTS`) of the run that trained `checkpoint` (a `Checkpoint`
+    of `load_checkpoint`), so that its validation and test splits are the ones it was trained beside.
+
+    Args:
+        given: the argument names set explicitly (by a preset or the command line); any of them that differs from
+            the run's value is refused, since it would score another split, which may hold training pairs.
+
+    Raises:
+        ValueError: the checkpoint has no run record, or a given split setting differs from it; both named.
+    """
+    record = checkpoint.training_record
+    if record is None or not isinstance(record.get("data_arguments"), dict):
+        raise ValueError(
+            f"{checkpoint.path}: no training_run.json with data_arguments, so the pairs it was trained on are "
+            "unknown; scoring a split that may hold them would inflate the score (use a checkpoint written by "
+            "the training scripts)"
+        )
+    trained = record["data_arguments"]
+    values = {}
+    for name in SPLIT_ARGUMENTS:
+        if name not in trained:
+            continue
+        if name in given and getattr(data_args, name) != trained[name]:
+            raise ValueError(
+                f"--{name} {getattr(data_args, name)}: {checkpoint.path} was trained with {name}={trained[name]!r} "
+                "(training_run.json); another value would score a split that may overlap its training pairs: "
+                f"leave --{name} out or give {trained[name]}"
+            )
+        values[name] = trained[name]
+    return dataclasses.replace(data_args, **values)
+
+
+def check_decoding_grid(beam_sizes: Sequence[int], length_penalties: Sequence[float]) -> None:
+    """Refuse an empty grid, a beam size below 1, and a length penalty that is not a finite positive number
+    (NaN saved into a generation config breaks every later translation).
+
+    Raises:
+        ValueError: naming the value and what is allowed.
+    """
+    if not beam_sizes or not length_penalties:
+        raise ValueError("--beam_sizes and --length_penalties each need at least one value")
+    for beams in beam_sizes:
+        if isinstance(beams, bool) or not isinstance(beams, int) or beams < 1:
+            raise ValueError(f"--beam_sizes {beams}: every beam size must be a whole number >= 1")
+    for penalty in length_penalties:
+        if isinstance(penalty, bool) or not isinstance(penalty, int | float) or not math.isfinite(penalty):
+            raise ValueError(f"--length_penalties {penalty}: every length penalty must be a finite number")
+        if penalty <= 0:
+            raise ValueError(f"--length_penalties {penalty}: every length penalty must be > 0")
+
+
 def tune_decoding(
     model,
     tokenizer,
@@ -265,7 +319,11 @@ def tune_decoding(
 
     Decoding is chosen on validation, never on test. The length penalty divides a hypothesis's log-probability by
     its length to that power (transformers' beam search), so it has no effect with one beam: greedy is tried once.
+
+    Raises:
+        ValueError: see `check_decoding_grid`, before anything is translated.
     """
+    check_decoding_grid(beam_sizes, length_penalties)
     sources = [pair[data_args.src_lang] for pair in validation_text["translation"]]
     references = [pair[data_args.tgt_lang] for pair in validation_text["translation"]]
     settings = [(beams, penalty) for beams in beam_sizes for penalty in length_penalties if beams > 1]
@@ -287,6 +345,7 @@ def tune_decoding(
 
 __all__ = [
     "build_compute_metrics",
+    "check_decoding_grid",
     "corpus_scores",
     "decode_generations",
     "draw_heatmaps",
@@ -296,6 +355,7 @@ __all__ = [
     "exact_match",
     "generated_lengths",
     "score_generations",
+    "trained_split_arguments",
     "tune_decoding",
     "write_translations",
 ]

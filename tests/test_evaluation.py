@@ -1,5 +1,12 @@
 """hf_attention.evaluation: decoding and scoring generations, generated lengths, exact match."""
 
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,12 +15,15 @@ from transformers import EvalPrediction
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
 from hf_attention.arguments import DataArguments
+from hf_attention.checkpoint_loading import load_checkpoint
 from hf_attention.evaluation import (
     build_compute_metrics,
+    check_decoding_grid,
     corpus_scores,
     draw_learning_curves,
     exact_match,
     generated_lengths,
+    trained_split_arguments,
     tune_decoding,
 )
 from hf_attention.metrics import load_translation_metric
@@ -124,3 +134,86 @@ def test_learning_curves_are_drawn_only_for_a_run_that_logged_a_curve(tmp_path):
     assert not (tmp_path / "learning_curves.png").exists()
     path = draw_learning_curves([{"loss": 4.0, "step": 2}], tmp_path)
     assert path == tmp_path / "learning_curves.png" and path.is_file()
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The split a tiny reversal run was trained beside, as its training_run.json records it.
+TRAINED_SPLIT = {"corpus": "reversal", "src_lang": "de", "tgt_lang": "en", "validation_size": 8, "test_size": 8,
+                 "split_seed": 3, "synthetic_size": 64, "synthetic_min_length": 4,
+                 "synthetic_max_length": 6}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory) -> Path:
+    """A tiny untrained model saved as a training run leaves it: weights, tokenizer and the run record."""
+    folder = tmp_path_factory.mktemp("tuned")
+    tokenizer = train_tokenizer(["a b c d e f g h i j k l m n o p q r s t u v w x y z"] * 4, vocab_size=40)
+    torch.manual_seed(0)
+    config = Seq2SeqAttentionConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1,
+                                    num_attention_heads=2)  # fmt: skip
+    model = Seq2SeqAttentionForConditionalGeneration(config)
+    model.generation_config.max_new_tokens = 8
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "training_run.json").write_text(json.dumps({"data_arguments": TRAINED_SPLIT}))
+    return folder
+
+
+def tune_script(*arguments) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "tune_decoding.py"), *map(str, arguments)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+
+
+def test_the_split_settings_come_from_the_run_record_and_a_differing_one_is_refused(trained_checkpoint):
+    checkpoint = load_checkpoint(trained_checkpoint)
+    data_args = trained_split_arguments(checkpoint, DataArguments(), given=set())
+    assert {name: getattr(data_args, name) for name in TRAINED_SPLIT} == TRAINED_SPLIT
+    same = trained_split_arguments(checkpoint, DataArguments(corpus="reversal"), given={"corpus"})
+    assert same.validation_size == 8
+    with pytest.raises(ValueError, match=r"--validation_size 500: .* was trained with validation_size=8"):
+        trained_split_arguments(checkpoint, DataArguments(), given={"validation_size"})
+    checkpoint.training_record = None
+    with pytest.raises(ValueError, match="no training_run.json with data_arguments"):
+        trained_split_arguments(checkpoint, DataArguments(), given=set())
+
+
+@pytest.mark.parametrize(
+    ("beams", "penalties", "message"),
+    [
+        ([0, 3], [1.0], "--beam_sizes 0: every beam size must be a whole number >= 1"),
+        ([-2], [1.0], "--beam_sizes -2"),
+        ([], [1.0], "need at least one value"),
+        ([3], [float("nan")], "--length_penalties nan: every length penalty must be a finite number"),
+        ([3], [float("inf")], "--length_penalties inf"),
+        ([3], [0.0], "--length_penalties 0.0: every length penalty must be > 0"),
+        ([3], [-1.0], "--length_penalties -1.0"),
+    ],
+)
+def test_an_impossible_decoding_grid_is_refused(beams, penalties, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_decoding_grid(beams, penalties)
+
+
+def test_tune_decoding_script_refuses_nan_before_saving_anything(trained_checkpoint):
+    before = (trained_checkpoint / "generation_config.json").read_text()
+    for arguments, message in [
+        (["--length_penalties", "nan", "--save", "true"], "--length_penalties nan: every length penalty must be"),
+        (["--beam_sizes", "0", "3"], "--beam_sizes 0: every beam size must be a whole number >= 1"),
+        (["--validation_size", "100"], "--validation_size 100: "),
+    ]:
+        result = tune_script("--model", trained_checkpoint, *arguments)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("tune_decoding.py: error: " + message)
+    assert (trained_checkpoint / "generation_config.json").read_text() == before
+
+
+def test_tune_decoding_script_scores_the_recorded_validation_split_and_saves_the_best(trained_checkpoint, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_checkpoint, folder)
+    result = tune_script("--model", folder, "--beam_sizes", "1", "2", "--length_penalties", "0.8", "--save", "true")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert sorted(row.split(" | ")[0] for row in rows) == ["| 1", "| 2"]
+    best_beams, best_penalty = rows[0].split(" | ")[:2]
+    saved = load_checkpoint(folder).generation_config
+    assert (saved.num_beams, saved.length_penalty) == (int(best_beams[2:]), float(best_penalty))
