@@ -50,6 +50,22 @@ class ModelArguments:
     vocab_size: int = field(default=8000, metadata={"help": "size of the BPE vocabulary trained from scratch"})
 
 
+# The data arguments that decide which pairs fall in which split: a tool scoring a checkpoint on "its" validation or
+# test split must use the values it was trained with, or it may score pairs the model was trained on.
+SPLIT_ARGUMENTS = (
+    "corpus",
+    "src_lang",
+    "tgt_lang",
+    "validation_size",
+    "test_size",
+    "split_seed",
+    "synthetic_size",
+    "synthetic_min_length",
+    "synthetic_max_length",
+    "ding_lexicon_size",
+)
+
+
 @dataclass
 class DataArguments:
     """The corpus, its splits and length limits, and what to produce after training."""
@@ -149,6 +165,7 @@ def resolve_cpu_precision(training_args: Seq2SeqTrainingArguments) -> None:
 
 
 __all__ = [
+    "SPLIT_ARGUMENTS",
     "DataArguments",
     "ModelArguments",
     "TranslationTrainingArguments",
