@@ -3,6 +3,7 @@ to the training arguments before they start."""
 
 import importlib.util
 import logging
+import math
 from dataclasses import dataclass, field
 
 from transformers import Seq2SeqTrainingArguments
@@ -116,6 +117,11 @@ class DataArguments:
     )
     plot_examples: int = field(default=3, metadata={"help": "test sentences whose attention is plotted"})
 
+    def __post_init__(self):
+        # Saved into the generation config of every checkpoint: NaN there breaks every later translation.
+        if self.length_penalty is not None and not (math.isfinite(self.length_penalty) and self.length_penalty > 0):
+            raise ValueError(f"--length_penalty {self.length_penalty}: expected a finite number > 0")
+
 
 @dataclass
 class TranslationTrainingArguments(Seq2SeqTrainingArguments):
@@ -142,6 +148,12 @@ class TranslationTrainingArguments(Seq2SeqTrainingArguments):
             raise ValueError(f"max_train_minutes={self.max_train_minutes} must be a positive number of minutes.")
         if self.max_tokens_per_batch is not None and self.max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch={self.max_tokens_per_batch} must be a positive number of tokens.")
+        # Checked here, at start: the first evaluation would otherwise fail after minutes of training.
+        if self.generation_num_beams is not None and self.generation_num_beams < 1:
+            raise ValueError(
+                f"--generation_num_beams {self.generation_num_beams}: expected a whole number >= 1 (1 is greedy), or "
+                "leave it out for the model's generation config"
+            )
 
 
 def check_report_to(training_args: Seq2SeqTrainingArguments) -> None:
