@@ -187,6 +187,18 @@ def load_checkpoint(checkpoint: str | Path, device: str = "cpu", **from_pretrain
     )
 
 
+def translation_pipeline(checkpoint: str | Path, device: str = "cpu", **from_pretrained_kwargs):
+    """`pipeline("translation")` over a checkpoint loaded (and checked) by `load_checkpoint`.
+
+    `pipeline("translation", model=FOLDER)` works too and checks the weights manifest, but loads the tokenizer
+    unchecked and loads a `config.json` of another model type as that model.
+    """
+    from transformers import pipeline  # not at import: loading the pipelines is slow
+
+    loaded = load_checkpoint(checkpoint, device=device, **from_pretrained_kwargs)
+    return pipeline("translation", model=loaded.model, tokenizer=loaded.tokenizer, device=loaded.model.device)
+
+
 __all__ = [
     "Checkpoint",
     "CheckpointError",
@@ -194,4 +206,5 @@ __all__ = [
     "check_model_type",
     "load_checkpoint",
     "read_training_record",
+    "translation_pipeline",
 ]

@@ -6,7 +6,11 @@ task name "translation"; checkpoints carry a copy of this file (and their config
 imports only transformers: it must run on its own as remote code.
 """
 
+import logging
+
 from transformers import Pipeline
+
+logger = logging.getLogger(__name__)
 
 
 class TranslationPipeline(Pipeline):
@@ -26,7 +30,20 @@ class TranslationPipeline(Pipeline):
     def preprocess(self, text: str, truncation: bool = True) -> dict:
         if not isinstance(text, str):
             raise ValueError(f"TranslationPipeline translates strings, got {type(text).__name__}")
-        return self.tokenizer(text, return_tensors="pt", truncation=truncation)
+        limit = self.tokenizer.model_max_length
+        # verbose=False: transformers' own warning names no input and is given once per tokenizer.
+        length = len(self.tokenizer(text, verbose=False)["input_ids"])
+        if truncation and length > limit:
+            logger.warning(
+                "the input %r%s has %d tokens, more than the tokenizer's model_max_length of %d: only its first %d "
+                "tokens are translated",
+                text[:50],
+                "..." if len(text) > 50 else "",
+                length,
+                limit,
+                limit,
+            )
+        return self.tokenizer(text, return_tensors="pt", truncation=truncation, verbose=False)
 
     def _forward(self, model_inputs: dict, **generate_kwargs) -> dict:
         return {"output_ids": self.model.generate(**model_inputs, **generate_kwargs)}

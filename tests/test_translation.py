@@ -1,6 +1,7 @@
 """Translation helpers and transformers' own pipeline on a saved checkpoint (tiny, untrained: equality checks)."""
 
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import torch
 from transformers import pipeline
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
+from hf_attention.checkpoint_loading import CheckpointError, translation_pipeline
 from hf_attention.evaluation import draw_heatmaps
 from hf_attention.tokenization import train_tokenizer
 from hf_attention.translation import (
@@ -137,6 +139,33 @@ def test_pipeline_translation_with_remote_code_only(checkpoint):
 
 
 LONG = " ".join(SENTENCES) * 20  # far over the checkpoint tokenizer's 32 tokens
+
+
+def test_pipeline_warns_about_each_input_it_truncates(checkpoint, caplog):
+    path, model, tokenizer = checkpoint
+    translator = translation_pipeline(path)
+    with caplog.at_level(logging.WARNING, logger="hf_attention.pipeline_seq2seq_attention"):
+        outputs = translator([SENTENCES[0], LONG, SENTENCES[1]])
+    warnings = [record.getMessage() for record in caplog.records if record.name.endswith("pipeline_seq2seq_attention")]
+    length = len(tokenizer(LONG)["input_ids"])
+    assert warnings == [
+        f"the input {LONG[:50]!r}... has {length} tokens, more than the tokenizer's model_max_length of 32: only "
+        "its first 32 tokens are translated"
+    ]
+    assert [output["translation_text"] for output in outputs] == translate(model, tokenizer, SENTENCES[:1] + [LONG]
+                                                                            + SENTENCES[1:2])  # fmt: skip
+
+
+def test_pipeline_of_an_edited_checkpoint_is_refused(checkpoint, tmp_path):
+    path, _, _ = checkpoint
+    edited = tmp_path / "edited"
+    shutil.copytree(path, edited)
+    config = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**config, "encoder_layer_types": ["self_attention", "rnn"]}))
+    with pytest.raises(ValueError, match="encoder_layer_types=\\['self_attention', 'rnn'\\], but the weights were"):
+        pipeline("translation", model=str(edited))
+    with pytest.raises(CheckpointError, match="encoder_layer_types"):
+        translation_pipeline(edited)
 
 
 def truncation_warnings(caplog):
