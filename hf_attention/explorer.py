@@ -2,6 +2,9 @@
 
     python scripts/explore.py --model outputs/demo      # app.py serves the same page as a Hub Space
 
+The page serves the checkpoints it was started with and no other: `Explorer` loads them all up front, and a
+visitor's pick is looked up among them by name, never on the file system or the Hub.
+
 The functions below the page builder are plain Python (tensors in, tables and Plotly figures out), so the tests
 compare them with `translation.align` / `translate`. Gradio and Plotly are the optional `app` extra
 (`pip install 'hf-attention[app]'`); nothing else in the package imports this module.
@@ -18,9 +21,8 @@ import plotly.graph_objects as go
 import torch
 from huggingface_hub import ModelCard
 from plotly.subplots import make_subplots
-from transformers import AutoModelForSeq2SeqLM
 
-from .tokenization import load_tokenizer
+from .checkpoint_loading import Checkpoint, CheckpointError, load_checkpoint
 from .translation import Alignment, alignment_from_outputs, check_generation_settings, warn_about_truncation
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ WORD_START = "▁"  # the Metaspace marker of this package's tokenizers (tokeniz
 WEAKEST_LINE = 0.02
 # Heatmap panels side by side: more would shrink each below a readable size on a laptop screen.
 HEATMAP_COLUMNS = 3
+# Characters that Markdown (with GitHub's extensions and Gradio's LaTeX) could read as markup.
+MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|~$:@=^")
 
 
 class ExplorerError(Exception):
@@ -72,6 +76,19 @@ class Explanation:
     token_probabilities: torch.Tensor
 
 
+def escape_markdown(value) -> str:
+    """`value` as literal text in gr.Markdown, on one line: HTML's special characters as entities, Markdown's
+    behind a backslash (strings from a checkpoint, such as a model card's metric names, are not the page's markup)."""
+    escaped = []
+    for character in " ".join(str(value).splitlines()):
+        if character in "&<>\"'":
+            character = html.escape(character)
+        elif character in MARKDOWN_SPECIAL:
+            character = "\\" + character
+        escaped.append(character)
+    return "".join(escaped)
+
+
 def check_sentence(sentence: str | None) -> str:
     """`sentence` stripped; raises ExplorerError for an empty one or one over `MAX_SENTENCE_CHARACTERS`."""
     sentence = (sentence or "").strip()
@@ -85,25 +102,15 @@ def check_sentence(sentence: str | None) -> str:
     return sentence
 
 
-def load_model(name: str, device: str = "cpu"):
-    """The model and tokenizer of a checkpoint folder or Hub id; raises ExplorerError with a one-line reason."""
+def load_model(name: str, device: str = "cpu") -> Checkpoint:
+    """`load_checkpoint` of a checkpoint folder or Hub id; raises ExplorerError with its one-line reason."""
     name = (name or "").strip()
     if not name:
         raise ExplorerError("Give a checkpoint folder or Hub id.")
-    folder = Path(name).expanduser()
-    # A path that is not a folder: the Hub client would report it as a malformed repo id.
-    if name.startswith(("/", ".", "~")) and not folder.is_dir():
-        raise ExplorerError(f"No such checkpoint folder: {name}")
-    if folder.is_dir() and not (folder / "config.json").is_file():
-        raise ExplorerError(f"{name} is a folder but not a checkpoint: it has no config.json.")
     try:
-        tokenizer = load_tokenizer(name)
-        model = AutoModelForSeq2SeqLM.from_pretrained(name).to(device).eval()
-    except (OSError, ValueError, KeyError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = "" if folder.is_dir() else " (no such folder here, and not loadable as a Hub id)"
-        raise ExplorerError(f"Could not load the checkpoint {name}{where}: {reason}") from error
-    return model, tokenizer
+        return load_checkpoint(name, device)
+    except (CheckpointError, OSError) as error:  # OSError: a name the file system refuses (too long, say)
+        raise ExplorerError(str(error).strip().splitlines()[0]) from error
 
 
 def decoding_settings(
@@ -402,27 +409,28 @@ def layer_names(config) -> dict[str, list[str]]:
     }
 
 
-def describe_model(model, name: str) -> str:
-    """Markdown: the checkpoint's attention type, layers, heads and sizes, and its reported test scores."""
-    config = model.config
+def describe_model(checkpoint: Checkpoint, name: str) -> str:
+    """Markdown: the checkpoint's attention type, layers, heads and sizes, and its reported test scores. Every
+    string from the checkpoint or its name goes through `escape_markdown`: a model card is not the page's markup."""
+    config, text = checkpoint.config, escape_markdown
     encoder, decoder = layer_types(config)
     rnn = config.rnn_type.upper()
-    cross = f"`{config.attention_type}`, {config.num_attention_heads} heads"
+    cross = f"<code>{text(config.attention_type)}</code>, {text(config.num_attention_heads)} heads"
     if config.attention_type == "none":
-        cross = "`none` (one fixed context for every output word: no alignment)"
+        cross = "<code>none</code> (one fixed context for every output word: no alignment)"
     lines = [
-        f"**Model** `{name}`",
+        f"**Model** <code>{text(name)}</code>",
         f"- cross attention: {cross}",
-        f"- encoder layers: {', '.join(rnn if kind == 'rnn' else kind for kind in encoder)}",
-        f"- decoder layers: {', '.join(rnn if kind == 'rnn' else kind for kind in decoder)}",
-        f"- hidden size {config.hidden_size}, vocabulary {config.vocab_size}, "
-        f"{sum(parameter.numel() for parameter in model.parameters()):,} parameters",
+        f"- encoder layers: {text(', '.join(rnn if kind == 'rnn' else kind for kind in encoder))}",
+        f"- decoder layers: {text(', '.join(rnn if kind == 'rnn' else kind for kind in decoder))}",
+        f"- hidden size {text(config.hidden_size)}, vocabulary {text(config.vocab_size)}, "
+        f"{sum(parameter.numel() for parameter in checkpoint.model.parameters()):,} parameters",
     ]
     if "self_attention" in encoder + decoder:
         kind = getattr(config, "self_attention_type", None) or config.attention_type
-        lines.insert(2, f"- self-attention: `{kind}`, {config.num_attention_heads} heads")
-    scores = card_scores(name)
-    lines.append("- reported scores: " + ("; ".join(scores) if scores else "none in the model card"))
+        lines.insert(2, f"- self-attention: <code>{text(kind)}</code>, {text(config.num_attention_heads)} heads")
+    scores = card_scores(checkpoint.path)
+    lines.append("- reported scores: " + ("; ".join(map(text, scores)) if scores else "none in the model card"))
     return "\n".join(lines)
 
 
@@ -467,39 +475,44 @@ def render(explanation: Explanation, special_tokens: set[str], merge: bool, laye
 
 
 class Explorer:
-    """The state of one running page: the loaded checkpoints by name, loaded once and shared by every visitor.
+    """The state of one running page: the checkpoints it serves, loaded once up front and shared by every visitor.
 
-    `only`: the checkpoints the page may load (a public Space should not load whatever a visitor types); None
-    allows any. At most `keep` checkpoints stay loaded, the least recently used one leaving first.
+    `models`: checkpoint folders or Hub ids, each loaded (and checked) here, so that a bad one stops the start, not a
+    visitor. They are the page's only models: `get` looks a visitor's pick up among their names, and refuses any
+    other with one message whatever it is, so that the page says nothing of which paths exist on the server.
     """
 
-    def __init__(self, device: str = "cpu", only: list[str] | None = None, keep: int = 2):
+    def __init__(self, models: list[str] | str, device: str = "cpu"):
+        models = [models] if isinstance(models, str) else models  # one name, not its characters
+        names = list(dict.fromkeys(name.strip() for name in models if name and name.strip()))
+        if not names:
+            raise ExplorerError("Give at least one checkpoint to serve (a folder or Hub id).")
         self.device = device
-        self.only = None if only is None else {name.strip() for name in only}
-        self.keep = keep
         self.models = {}
+        for name in names:
+            checkpoint = load_model(name, device)
+            self.models[name] = (checkpoint.model, checkpoint.tokenizer, describe_model(checkpoint, name))
+        self.refusal = "This page serves only the models in its list: " + ", ".join(names) + "."
+
+    @property
+    def names(self) -> list[str]:
+        """The served checkpoints' names, in the order given."""
+        return list(self.models)
 
     def get(self, name: str):
-        """(model, tokenizer, description) of checkpoint `name`, loading it the first time; ExplorerError."""
-        name = (name or "").strip()
-        if self.only is not None and name not in self.only:
-            raise ExplorerError(
-                f"This page serves {', '.join(sorted(self.only))} only, not {name or 'an empty name'}."
-            )
-        if name not in self.models:
-            model, tokenizer = load_model(name, self.device)
-            self.models[name] = (model, tokenizer, describe_model(model, name))
-            while len(self.models) > self.keep:
-                del self.models[next(iter(self.models))]
-        self.models[name] = self.models.pop(name)  # the most recently used goes last
-        return self.models[name]
+        """(model, tokenizer, description) of the served checkpoint `name`; ExplorerError for any other name."""
+        # A dictionary look-up only: a visitor's string never reaches the file system or the Hub.
+        served = self.models.get(name) if isinstance(name, str) else None
+        if served is None:
+            raise ExplorerError(self.refusal)
+        return served
 
     def describe(self, name: str) -> str:
-        """The model's description, or the reason it does not load (as the page shows it)."""
+        """The model's description, or the refusal (as the page shows it)."""
         try:
             return self.get(name)[2]
         except ExplorerError as error:
-            return f"**Could not load the model.** {error}"
+            return f"**{escape_markdown(error)}**"
 
     def translate(self, name: str, sentence: str, strategy: str, num_beams, length_penalty, temperature, top_k,
                   top_p, max_new_tokens) -> tuple[str, list[Hypothesis]]:  # fmt: skip
@@ -526,12 +539,12 @@ VIEW_LABELS = ("Cross attention", "Encoder self-attention", "Decoder self-attent
 
 
 def failure(error: Exception) -> str:
-    """The line the page shows for `error`: its message for bad input, a short note (and a logged traceback) for
-    anything else, so that no visitor sees a stack trace."""
+    """The line the page shows for `error`: its message for bad input, the exception's type only (and a logged
+    traceback) for anything else, so that no visitor sees a stack trace or the server's paths."""
     if isinstance(error, ExplorerError):
         return str(error)
     logger.exception("the explorer failed", exc_info=error)
-    return f"Something went wrong ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
+    return f"Something went wrong ({type(error).__name__}); the server's log has the details."
 
 
 def _number(value, default: int = -1) -> int:
@@ -539,21 +552,19 @@ def _number(value, default: int = -1) -> int:
     return default if value is None else int(value)
 
 
-def build_app(model_name: str, device: str = "cpu", explorer: Explorer | None = None) -> gr.Blocks:
-    """The explorer page for checkpoint `model_name` (a folder or Hub id; another can be typed on the page unless
-    `explorer` is limited to some with `only`).
+def build_app(explorer: Explorer) -> gr.Blocks:
+    """The explorer page for the checkpoints `explorer` serves, offered in a list (the first one shown first).
 
     `?sentence=...` in the page's address translates that sentence when the page opens (links to one example).
     """
-    explorer = explorer or Explorer(device)
-    other_models = explorer.only is None or len(explorer.only) > 1
+    names = explorer.names
     with gr.Blocks(title="hf-attention explorer") as app:
         gr.Markdown("# Attention explorer\nTranslate a sentence and see where every attention head looks.")
-        with gr.Row():
-            model_box = gr.Textbox(value=model_name, label="checkpoint folder or Hub id", scale=4,
-                                   interactive=other_models, elem_id="model")  # fmt: skip
-            load_button = gr.Button("Load", scale=1, visible=other_models)
-        description = gr.Markdown(explorer.describe(model_name), elem_id="model-description")
+        # A list, not a text box: Gradio refuses a value outside `choices`, and `Explorer.get` does again.
+        model_box = gr.Dropdown(choices=names, value=names[0], label="model", interactive=len(names) > 1,
+                                elem_id="model")  # fmt: skip
+        # No LaTeX: a "$" in a model card is text.
+        description = gr.Markdown(explorer.describe(names[0]), elem_id="model-description", latex_delimiters=[])
         sentence = gr.Textbox(label="German sentence", lines=2, value=EXAMPLES[0], elem_id="sentence")
         gr.Examples([[example] for example in EXAMPLES], inputs=[sentence])
         with gr.Row():
@@ -598,7 +609,7 @@ def build_app(model_name: str, device: str = "cpu", explorer: Explorer | None = 
             try:
                 views = explorer.views(name, text, current[rank], merge_words, _number(line_layer), _number(line_head))
             except Exception as error:  # noqa: BLE001  (the page shows a line; the log keeps the traceback)
-                return [failure(error), None, None] * len(VIEW_KINDS) + [None]
+                return [escape_markdown(failure(error)), None, None] * len(VIEW_KINDS) + [None]
             return [item for kind in VIEW_KINDS for item in views[kind]] + [views["probabilities"]]
 
         def run(name, text, *settings_and_view):
@@ -607,8 +618,9 @@ def build_app(model_name: str, device: str = "cpu", explorer: Explorer | None = 
             try:
                 note, current = explorer.translate(name, text, *settings)
             except Exception as error:  # noqa: BLE001  (the page shows a line; the log keeps the traceback)
-                gr.Warning(failure(error))
-                return [f"**{failure(error)}**", "", [], []] + show(name, text, 0, False, -1, -1, [])
+                # A toast renders HTML and the message Markdown: neither should read a visitor's input as markup.
+                gr.Warning(html.escape(failure(error)))
+                return [f"**{escape_markdown(failure(error))}**", "", [], []] + show(name, text, 0, False, -1, -1, [])
             views = show(name, text, shown, merge_words, line_layer, line_head, current)
             return [note, current[0].text, hypothesis_rows(current), current] + views
 
@@ -627,12 +639,14 @@ def build_app(model_name: str, device: str = "cpu", explorer: Explorer | None = 
         view_inputs = [choice, merge, layer, head]
         run_outputs = [message, translation, nbest, hypotheses] + view_outputs
         translate_button.click(run, [model_box, sentence, *settings, *view_inputs], run_outputs, api_name="translate")
-        sentence.submit(run, [model_box, sentence, *settings, *view_inputs], run_outputs, api_name=False)
+        # The other events are the page's own (api_visibility="private"); each still goes through `Explorer.get`.
+        sentence.submit(run, [model_box, sentence, *settings, *view_inputs], run_outputs, api_visibility="private")
         for control in view_inputs:
-            control.change(show, [model_box, sentence, *view_inputs, hypotheses], view_outputs, api_name=False)
-        load_button.click(explorer.describe, [model_box], [description], api_name="load")
+            control.change(show, [model_box, sentence, *view_inputs, hypotheses], view_outputs,
+                           api_visibility="private")  # fmt: skip
+        model_box.change(explorer.describe, [model_box], [description], api_visibility="private")
         app.load(open_page, [model_box, sentence, *settings, *view_inputs], [sentence, *run_outputs],
-                 api_name=False)  # fmt: skip
+                 api_visibility="private")  # fmt: skip
     return app
 
 
@@ -645,6 +659,7 @@ __all__ = [
     "build_app",
     "decoding_settings",
     "describe_model",
+    "escape_markdown",
     "explain",
     "generate_hypotheses",
     "heatmap_figure",

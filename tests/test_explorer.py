@@ -3,13 +3,16 @@
 the page and drawing the heatmap. Needs the app extra; the browser test needs Debian's chromium and playwright."""
 
 import ast
+import html
 import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import socket
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,10 +32,13 @@ from hf_attention.explorer import (  # noqa: E402
     build_app,
     card_scores,
     decoding_settings,
+    describe_model,
+    escape_markdown,
     explain,
     generate_hypotheses,
     heatmap_figure,
     lines_figure,
+    load_model,
     merge_to_words,
     word_groups,
 )
@@ -43,6 +49,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SENTENCE = "Ich gehe nach Hause."
 TEXTS = [SENTENCE, "Wie geht es dir?", "Das ist gut.", "I am going home.", "How are you?", "That is good."]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# A model card is the checkpoint author's text, not the page's markup: these must show as typed.
+HOSTILE_METRIC = "<img src=x onerror=alert(1)>"
+HOSTILE_DATASET = "</script><script>alert(2)</script> [click](http://evil.example) *bold* $$x$$ & _x_"
 
 
 def save_checkpoint(path, tokenizer, **config) -> Path:
@@ -56,21 +65,43 @@ def save_checkpoint(path, tokenizer, **config) -> Path:
     return path
 
 
+def save_card(folder, metric_name: str, dataset_name: str) -> None:
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    result = EvalResult(task_type="translation", dataset_type="ding", dataset_name=dataset_name, metric_type="bleu",
+                        metric_name=metric_name, metric_value=23.45)  # fmt: skip
+    ModelCard.from_template(ModelCardData(eval_results=[result], model_name="m")).save(Path(folder) / "README.md")
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """Tiny checkpoints: "mixed" has self-attention in both stacks (encoder layer 0, decoder layer 1), "none" has no
-    attention at all."""
+    """Tiny checkpoints: "mixed" has self-attention in both stacks (encoder layer 0, decoder layer 1) and a model card
+    whose metric and dataset names are markup; "none" has no attention at all; "unlisted" is a checkpoint that no
+    explorer of these tests serves."""
     tokenizer = train_tokenizer(TEXTS * 10, vocab_size=60, model_max_length=32)
     root = tmp_path_factory.mktemp("explorer")
     mixed = save_checkpoint(root / "mixed", tokenizer, attention_type="bahdanau",
                             encoder_layer_types=["self_attention", "rnn"],
                             decoder_layer_types=["rnn", "self_attention"])  # fmt: skip
-    return {"mixed": str(mixed), "none": str(save_checkpoint(root / "none", tokenizer, attention_type="none"))}
+    save_card(mixed, HOSTILE_METRIC, HOSTILE_DATASET)
+    none = save_checkpoint(root / "none", tokenizer, attention_type="none")
+    unlisted = save_checkpoint(root / "unlisted", tokenizer, attention_type="bahdanau")
+    return {"mixed": str(mixed), "none": str(none), "unlisted": str(unlisted)}
+
+
+def rendered_html(markdown: str) -> str:
+    """`markdown` as CommonMark renders it, raw HTML allowed (as Gradio's Markdown allows it)."""
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (a Gradio dependency) renders Markdown")
+    return markdown_it.MarkdownIt("commonmark", {"html": True}).render(markdown)
+
+
+def rendered_text(markdown: str) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", "", rendered_html(markdown)))
 
 
 @pytest.fixture(scope="module")
 def explorer(checkpoints):
-    return Explorer()
+    return Explorer([checkpoints["mixed"], checkpoints["none"]])
 
 
 def test_the_example_sentences_are_not_in_the_default_corpus():
@@ -104,9 +135,10 @@ def test_hypotheses_are_the_translations_of_translate_and_the_scores_those_of_be
 def test_the_views_show_the_weights_that_align_and_the_model_return(explorer, checkpoints):
     name = checkpoints["mixed"]
     model, tokenizer, description = explorer.get(name)
-    for line in ("cross attention: `bahdanau`, 2 heads", "self-attention: `bahdanau`, 2 heads",
+    text = rendered_text(description)
+    for line in ("cross attention: bahdanau, 2 heads", "self-attention: bahdanau, 2 heads",
                  "encoder layers: self_attention, LSTM", "decoder layers: LSTM, self_attention"):  # fmt: skip
-        assert f"- {line}\n" in description
+        assert f"\n{line}\n" in text
     (hypothesis,) = explorer.translate(name, SENTENCE, "greedy", 1, 1.0, 1.0, 50, 1.0, 8)[1]
     explanation = explain(model, tokenizer, SENTENCE, hypothesis.token_ids)
     expected = align(model, tokenizer, SENTENCE, num_beams=1, max_new_tokens=8)
@@ -190,14 +222,76 @@ def test_bad_input_is_refused_with_a_message(explorer, checkpoints):
         explorer.translate(name, "   ", *settings)
     with pytest.raises(ExplorerError, match="5,000 characters"):
         explorer.translate(name, "x" * 5000, *settings)
-    with pytest.raises(ExplorerError, match="No such checkpoint folder"):
-        explorer.translate(str(Path(name).parent / "missing"), SENTENCE, *settings)
-    with pytest.raises(ExplorerError, match="not a checkpoint"):
-        explorer.get(str(Path(name).parent))
     with pytest.raises(ExplorerError, match="temperature"):
         decoding_settings("sampling", temperature=0)
-    with pytest.raises(ExplorerError, match="serves .* only"):
-        Explorer(only=[name]).get(checkpoints["none"])
+    with pytest.raises(ExplorerError, match="Unknown decoding strategy None"):
+        explorer.translate(name, SENTENCE, None, *settings[1:])
+
+
+def test_the_explorer_loads_its_checkpoints_through_load_checkpoint(checkpoints, tmp_path):
+    # load_checkpoint's checks hold: a checkpoint whose tokenizer file is gone is refused at start, in one line.
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoints["none"], broken)
+    (broken / "tokenizer.json").unlink()
+    for name, reason in ((str(broken), "no tokenizer.json"), (str(tmp_path / "missing"), "no such checkpoint folder")):
+        with pytest.raises(ExplorerError) as refusal:
+            Explorer([checkpoints["mixed"], name])
+        assert reason in str(refusal.value) and "\n" not in str(refusal.value)
+    with pytest.raises(ExplorerError, match="at least one checkpoint"):
+        Explorer(["", "  "])
+    assert Explorer(checkpoints["none"]).names == Explorer([checkpoints["none"], checkpoints["none"] + " "]).names
+    checkpoint = load_model(checkpoints["none"])
+    assert not checkpoint.model.training and checkpoint.tokenizer.eos_token_id == checkpoint.config.eos_token_id
+
+
+def other_names(checkpoints, tmp_path) -> list:
+    """Names a visitor might send that the explorer does not serve: a real checkpoint folder, paths that exist or
+    not, traversal, a name too long for the file system, a Hub id, and values that are not names at all."""
+    unlisted = save_checkpoint(tmp_path / "real", train_tokenizer(TEXTS * 10, vocab_size=60, model_max_length=32))
+    return [str(unlisted), checkpoints["unlisted"], "/nope", "/root/.cache", "/tmp", "../../../../etc",
+            checkpoints["mixed"] + "/../unlisted", checkpoints["mixed"] + " ", "a" * 100_000, "someone/model",
+            "[x](http://e)", "", None, ["x"], 3]  # fmt: skip
+
+
+def test_the_explorer_refuses_every_other_name_with_one_message(explorer, checkpoints, tmp_path, monkeypatch):
+    names = other_names(checkpoints, tmp_path)
+    messages = set()
+    with monkeypatch.context() as patch:
+        # A refusal may not look anything up: no file system call, no loading.
+        for call in ("stat", "lstat", "listdir", "scandir", "access"):
+            patch.setattr(os, call, lambda *args, **kwargs: pytest.fail("the file system was asked about a name"))
+        patch.setattr("hf_attention.explorer.load_checkpoint", lambda *a, **k: pytest.fail("a checkpoint loaded"))
+        for name in names:
+            with pytest.raises(ExplorerError) as refusal:
+                explorer.get(name)
+            messages.add(str(refusal.value))
+            with pytest.raises(ExplorerError) as refusal:
+                explorer.translate(name, SENTENCE, "greedy", 1, 1.0, 1.0, 50, 1.0, 8)
+            messages.add(str(refusal.value))
+            assert explorer.describe(name) == f"**{escape_markdown(explorer.refusal)}**"
+    assert messages == {explorer.refusal}
+    assert explorer.names == [checkpoints["mixed"], checkpoints["none"]]
+
+
+def event_function(app: gr.Blocks, name: str):
+    return next(block.fn for block in app.fns.values() if block.name == name)
+
+
+def test_the_page_events_refuse_an_unlisted_checkpoint(explorer, checkpoints, tmp_path):
+    """What a caller of /translate (or of the page's own events, by their index) gets for a name outside the list:
+    the same message for a real checkpoint folder as for a path that does not exist."""
+    app = build_app(explorer)
+    run, show = event_function(app, "run"), event_function(app, "show")
+    settings = ("greedy", 1, 1.0, 1.0, 50, 1.0, 8, 0, False, -1, -1)
+    current = explorer.translate(checkpoints["mixed"], SENTENCE, *settings[:7])[1]
+    shown = {}
+    for name in other_names(checkpoints, tmp_path):
+        message, translation, *_ = run(name, SENTENCE, *settings)
+        assert translation == ""
+        views = show(name, SENTENCE, 0, False, -1, -1, current)
+        shown[message, views[0]] = name
+    refusal = escape_markdown(explorer.refusal)
+    assert list(shown) == [(f"**{refusal}**", refusal)]
 
 
 def test_the_reported_scores_come_from_the_model_card_else_from_test_results(tmp_path):
@@ -216,14 +310,72 @@ def test_the_reported_scores_come_from_the_model_card_else_from_test_results(tmp
     assert card_scores(str(tmp_path)) == ["BLEU 23.45 (ding (de-en), test split)"]
 
 
-def test_the_script_ends_with_one_line_for_a_missing_checkpoint(tmp_path, capsys):
+def test_checkpoint_strings_are_literal_text_in_the_description(explorer, checkpoints):
+    name = "[a link](http://evil.example) <b>bold</b> `code` $$x$$"
+    descriptions = {
+        name: describe_model(load_model(checkpoints["mixed"]), name),
+        checkpoints["mixed"]: explorer.describe(checkpoints["mixed"]),
+    }
+    for shown_name, description in descriptions.items():
+        assert HOSTILE_METRIC not in description and "<script>" not in description
+        assert "&lt;img src\\=x onerror\\=alert\\(1\\)&gt;" in description
+        # As CommonMark with raw HTML allowed: no tag or link comes from the card, and its text reads as typed.
+        assert re.findall(r"<(?!/?(?:p|strong|code|ul|li)>)[^>]*>", rendered_html(description)) == []
+        text = rendered_text(description)
+        assert f"{HOSTILE_METRIC} 23.45 ({HOSTILE_DATASET})" in text
+        assert f"Model {shown_name}\n" in text
+
+
+def test_escape_markdown_turns_markup_into_text():
+    assert (
+        escape_markdown("<b>a_b</b>\n# [x](y) & 'q'")
+        == "&lt;b&gt;a\\_b&lt;/b&gt; \\# \\[x\\]\\(y\\) &amp; &#x27;q&#x27;"
+    )
+
+
+def load_script():
     spec = importlib.util.spec_from_file_location("explore_script", REPO_ROOT / "scripts" / "explore.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_script_ends_with_one_line_for_a_missing_checkpoint(checkpoints, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        script.main(["--model", str(tmp_path / "missing"), "--device", "cpu"])
+        load_script().main(["--model", checkpoints["none"], "--model", str(tmp_path / "missing"), "--device", "cpu"])
     assert exit_info.value.code == 1
-    assert capsys.readouterr().err.strip() == f"explore.py: error: No such checkpoint folder: {tmp_path / 'missing'}"
+    # The last line (loading the first checkpoint may draw a progress bar above it).
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == f"explore.py: error: {tmp_path / 'missing'}: no such checkpoint folder"
+
+
+class FakePage:
+    """Stands in for build_app's page: records the explorer it was built for and how it was launched."""
+
+    def __init__(self, explorer):
+        self.explorer, self.launched = explorer, None
+
+    def launch(self, **kwargs):
+        self.launched = kwargs
+
+
+@pytest.mark.parametrize(
+    ("where", "reachable"),
+    [([], False), (["--server_name", "0.0.0.0"], True), (["--share"], True), (["--server_name", "localhost"], False)],
+)
+def test_the_script_serves_every_model_given_and_says_which(checkpoints, monkeypatch, capsys, where, reachable):
+    pages = []
+    monkeypatch.setattr(
+        "hf_attention.explorer.build_app", lambda explorer: pages.append(FakePage(explorer)) or pages[-1]
+    )
+    mixed, none = checkpoints["mixed"], checkpoints["none"]
+    load_script().main(["--model", mixed, "--model", none, "--device", "cpu", *where])
+    (page,) = pages
+    assert page.explorer.names == [mixed, none]
+    assert page.launched["share"] == ("--share" in where)
+    out = capsys.readouterr().out
+    assert f"serving 2 model(s), the only ones a visitor can pick: {mixed}, {none}" in out
+    assert ("reachable from other machines" in out) == reachable
 
 
 def test_figures_escape_nothing_and_keep_repeated_tokens_apart():
@@ -243,7 +395,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served(checkpoints, explorer):
-    app = build_app(checkpoints["mixed"], explorer=explorer)
+    app = build_app(explorer)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
     yield f"http://127.0.0.1:{port}/"
@@ -282,27 +434,38 @@ def test_the_page_answers_through_gradio_client(served, checkpoints, explorer):
 
 
 @pytest.mark.parametrize(
-    ("sentence", "checkpoint", "message"),
-    [
-        ("", "mixed", "Type a sentence"),
-        (("Wort " * 1000)[:-1] + ".", "mixed", "5,000 characters"),
-        (SENTENCE, "missing", "No such checkpoint folder"),
-    ],
+    ("sentence", "message"), [("", "Type a sentence"), (("Wort " * 1000)[:-1] + ".", "5,000 characters")]
 )
-def test_bad_input_gives_a_message_on_the_page(served, checkpoints, sentence, checkpoint, message):
-    name = checkpoints.get(checkpoint, str(Path(checkpoints["mixed"]).parent / checkpoint))
-    shown, translation, *_ = ask(served, name, sentence)
+def test_bad_input_gives_a_message_on_the_page(served, checkpoints, sentence, message):
+    shown, translation, *_ = ask(served, checkpoints["mixed"], sentence)
     assert message in shown and "Traceback" not in shown
     assert translation == ""
 
 
-def test_app_py_serves_its_checkpoint_only(checkpoints, monkeypatch):
-    monkeypatch.setenv("EXPLORER_MODEL", checkpoints["none"])
+def test_an_unlisted_checkpoint_sent_over_http_is_refused_alike(served, checkpoints, explorer, tmp_path):
+    """Gradio's list refuses a name outside it before the explorer sees it; its message repeats the name given and
+    nothing else, so a real checkpoint folder and a missing path get the same answer."""
+    from gradio_client.exceptions import AppError
+
+    answers = set()
+    for name in (checkpoints["unlisted"], str(tmp_path / "missing"), "/root/.cache"):
+        with pytest.raises(AppError) as refusal:
+            ask(served, name, SENTENCE)
+        answers.add(str(refusal.value).replace(name, "NAME"))
+    assert len(answers) == 1 and "not in the list of choices" in answers.pop()
+    assert explorer.names == [checkpoints["mixed"], checkpoints["none"]]
+
+
+def test_app_py_serves_its_checkpoints_only(checkpoints, monkeypatch):
+    monkeypatch.setenv("EXPLORER_MODEL", f"{checkpoints['none']}, {checkpoints['mixed']}")
+    monkeypatch.setenv("EXPLORER_ANY_MODEL", "1")  # no such mode: the list holds whatever else is set
     spec = importlib.util.spec_from_file_location("explorer_space_app", REPO_ROOT / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert isinstance(module.demo, gr.Blocks)
-    assert module.ONLY == [checkpoints["none"]]
+    assert module.explorer.names == [checkpoints["none"], checkpoints["mixed"]]
+    with pytest.raises(ExplorerError, match="serves only"):
+        module.explorer.get(checkpoints["unlisted"])
 
 
 def test_the_space_requirements_are_the_package_and_its_app_extra():
@@ -343,6 +506,11 @@ def test_a_browser_loads_the_page_and_draws_the_heatmap(served, tmp_path):
             # Playwright's 30 s default is too short for the first translation on a loaded 2-core machine.
             page.set_default_timeout(120_000)
             page.goto(served)
+            # The model card's markup shows as text: no image, script or link comes from it.
+            described = "(document.querySelector('#model-description')?.innerText || '')"
+            page.wait_for_function(f"{described}.includes({json.dumps(HOSTILE_METRIC)})")
+            assert HOSTILE_DATASET in page.inner_text("#model-description")
+            assert page.locator("#model-description img, #model-description a, #model-description script").count() == 0
             page.fill("#sentence textarea", "")
             page.click("#translate")
             page.wait_for_function("(document.querySelector('#message')?.innerText || '').includes('Type a sentence')")
