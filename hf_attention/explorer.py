@@ -13,6 +13,7 @@ compare them with `translation.align` / `translate`. Gradio and Plotly are the o
 import html
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from huggingface_hub import ModelCard
 from plotly.subplots import make_subplots
 
 from .checkpoint_loading import Checkpoint, CheckpointError, load_checkpoint
-from .translation import Alignment, alignment_from_outputs, check_generation_settings, warn_about_truncation
+from .translation import Alignment, alignment_from_outputs, warn_about_truncation
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,16 @@ WORD_START = "▁"  # the Metaspace marker of this package's tokenizers (tokeniz
 WEAKEST_LINE = 0.02
 # Heatmap panels side by side: more would shrink each below a readable size on a laptop screen.
 HEATMAP_COLUMNS = 3
+# The decoding sliders' (low, high); the server holds API callers to them too, as Gradio lets NaN past its bounds.
+SETTING_RANGES = {
+    "num_beams": (1, 10),
+    "length_penalty": (0.0, 2.0),
+    "temperature": (0.1, 2.0),
+    "top_k": (0, 100),
+    "top_p": (0.1, 1.0),
+    "max_new_tokens": (4, 128),
+}
+WHOLE_SETTINGS = ("num_beams", "top_k", "max_new_tokens")
 # Characters that Markdown (with GitHub's extensions and Gradio's LaTeX) could read as markup.
 MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|~$:@=^")
 
@@ -91,6 +102,8 @@ def escape_markdown(value) -> str:
 
 def check_sentence(sentence: str | None) -> str:
     """`sentence` stripped; raises ExplorerError for an empty one or one over `MAX_SENTENCE_CHARACTERS`."""
+    if sentence is not None and not isinstance(sentence, str):
+        raise ExplorerError("The sentence must be text.")
     sentence = (sentence or "").strip()
     if not sentence:
         raise ExplorerError("Type a sentence to translate (or pick an example).")
@@ -113,6 +126,17 @@ def load_model(name: str, device: str = "cpu") -> Checkpoint:
         raise ExplorerError(str(error).strip().splitlines()[0]) from error
 
 
+def _setting(name: str, value) -> float | int:
+    # Whole numbers may arrive as floats (5.0) from a slider; NaN, None and text do not pass.
+    low, high = SETTING_RANGES[name]
+    whole = name in WHOLE_SETTINGS
+    number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not number or not low <= value <= high or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a number"
+        raise ExplorerError(f"{name}={value!r}: expected {kind} from {low} to {high}")
+    return int(value) if whole else float(value)
+
+
 def decoding_settings(
     strategy: str,
     num_beams: int = 5,
@@ -122,21 +146,22 @@ def decoding_settings(
     top_p: float = 1.0,
     max_new_tokens: int = 64,
 ) -> dict:
-    """The `generate` keyword arguments of one of `DECODING_STRATEGIES`; beam search returns every beam (n-best)."""
+    """The `generate` keyword arguments of one of `DECODING_STRATEGIES`; beam search returns every beam (n-best).
+
+    Raises ExplorerError for an unknown strategy or a setting outside `SETTING_RANGES` (the page's sliders); all
+    settings are checked, used by the strategy or not, as the page sends them all.
+    """
     if strategy not in DECODING_STRATEGIES:
         raise ExplorerError(f"Unknown decoding strategy {strategy!r}: expected one of {DECODING_STRATEGIES}")
-    settings = {"max_new_tokens": int(max_new_tokens), "num_beams": 1, "do_sample": False}
+    given = {"num_beams": num_beams, "length_penalty": length_penalty, "temperature": temperature, "top_k": top_k,
+             "top_p": top_p, "max_new_tokens": max_new_tokens}  # fmt: skip
+    checked = {name: _setting(name, value) for name, value in given.items()}
+    settings = {"max_new_tokens": checked["max_new_tokens"], "num_beams": 1, "do_sample": False}
     if strategy == "beam search":
-        beams = int(num_beams)
-        settings.update(num_beams=beams, num_return_sequences=beams, length_penalty=float(length_penalty))
+        beams = checked["num_beams"]
+        settings.update(num_beams=beams, num_return_sequences=beams, length_penalty=checked["length_penalty"])
     elif strategy == "sampling":
-        if temperature <= 0:
-            raise ExplorerError(f"temperature={temperature}: expected a number > 0")
-        settings.update(do_sample=True, temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
-    try:
-        check_generation_settings(settings)
-    except ValueError as error:
-        raise ExplorerError(str(error)) from error
+        settings.update(do_sample=True, **{name: checked[name] for name in ("temperature", "top_k", "top_p")})
     return settings
 
 
@@ -548,8 +573,9 @@ def failure(error: Exception) -> str:
 
 
 def _number(value, default: int = -1) -> int:
-    # An emptied number box arrives as None.
-    return default if value is None else int(value)
+    # An emptied number box arrives as None; anything but a finite number picks the default view.
+    number = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    return int(value) if number else default
 
 
 def build_app(explorer: Explorer) -> gr.Blocks:
@@ -569,13 +595,16 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         gr.Examples([[example] for example in EXAMPLES], inputs=[sentence])
         with gr.Row():
             strategy = gr.Radio(list(DECODING_STRATEGIES), value="beam search", label="decoding")
-            num_beams = gr.Slider(1, 10, value=5, step=1, label="beam size")
-            length_penalty = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="length penalty (beam search)")
+            num_beams = gr.Slider(*SETTING_RANGES["num_beams"], value=5, step=1, label="beam size")
+            length_penalty = gr.Slider(*SETTING_RANGES["length_penalty"], value=1.0, step=0.1,
+                                       label="length penalty (beam search)")  # fmt: skip
         with gr.Row():
-            temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.1, label="temperature (sampling)")
-            top_k = gr.Slider(0, 100, value=50, step=1, label="top-k (sampling; 0: all)")
-            top_p = gr.Slider(0.1, 1.0, value=1.0, step=0.05, label="top-p (sampling)")
-            max_new_tokens = gr.Slider(4, 128, value=64, step=1, label="max new tokens")
+            temperature = gr.Slider(
+                *SETTING_RANGES["temperature"], value=1.0, step=0.1, label="temperature (sampling)"
+            )
+            top_k = gr.Slider(*SETTING_RANGES["top_k"], value=50, step=1, label="top-k (sampling; 0: all)")
+            top_p = gr.Slider(*SETTING_RANGES["top_p"], value=1.0, step=0.05, label="top-p (sampling)")
+            max_new_tokens = gr.Slider(*SETTING_RANGES["max_new_tokens"], value=64, step=1, label="max new tokens")
         translate_button = gr.Button("Translate", variant="primary", elem_id="translate")
         message = gr.Markdown(elem_id="message")
         translation = gr.Textbox(label="translation", interactive=False, elem_id="translation")
@@ -652,6 +681,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
 
 __all__ = [
     "EXAMPLES",
+    "SETTING_RANGES",
     "Explanation",
     "Explorer",
     "ExplorerError",

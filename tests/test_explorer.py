@@ -26,6 +26,7 @@ from hf_attention.explorer import (  # noqa: E402
     EXAMPLES,
     NO_ALIGNMENT,
     NO_DECODER,
+    SETTING_RANGES,
     WEAKEST_LINE,
     Explorer,
     ExplorerError,
@@ -222,6 +223,8 @@ def test_bad_input_is_refused_with_a_message(explorer, checkpoints):
         explorer.translate(name, "   ", *settings)
     with pytest.raises(ExplorerError, match="5,000 characters"):
         explorer.translate(name, "x" * 5000, *settings)
+    with pytest.raises(ExplorerError, match="must be text"):
+        explorer.translate(name, ["a", "list"], *settings)
     with pytest.raises(ExplorerError, match="temperature"):
         decoding_settings("sampling", temperature=0)
     with pytest.raises(ExplorerError, match="Unknown decoding strategy None"):
@@ -308,6 +311,44 @@ def test_the_reported_scores_come_from_the_model_card_else_from_test_results(tmp
     card = ModelCard.from_template(ModelCardData(eval_results=[result], model_name="m"))
     card.save(tmp_path / "README.md")
     assert card_scores(str(tmp_path)) == ["BLEU 23.45 (ding (de-en), test split)"]
+
+
+@pytest.mark.parametrize(
+    ("value", "strategy", "setting"),
+    [
+        (0, "beam search", "num_beams"),
+        (1000, "beam search", "num_beams"),
+        (float("nan"), "beam search", "num_beams"),
+        (None, "beam search", "num_beams"),
+        ("abc", "beam search", "num_beams"),
+        (2.5, "beam search", "num_beams"),
+        (10**6, "greedy", "max_new_tokens"),
+        (float("nan"), "greedy", "max_new_tokens"),
+        (float("inf"), "greedy", "max_new_tokens"),
+        (-5, "sampling", "top_k"),
+        (float("nan"), "sampling", "top_k"),
+        (float("nan"), "sampling", "temperature"),
+        (float("inf"), "sampling", "temperature"),
+        (float("nan"), "sampling", "top_p"),
+        (1.5, "sampling", "top_p"),
+        (float("nan"), "beam search", "length_penalty"),
+        (True, "beam search", "num_beams"),
+    ],
+)
+def test_decoding_settings_outside_the_sliders_are_refused_by_name(value, strategy, setting):
+    """The server holds a caller of the API to the sliders' ranges: Gradio's own check lets NaN through."""
+    low, high = SETTING_RANGES[setting]
+    with pytest.raises(
+        ExplorerError, match=rf"^{setting}={re.escape(repr(value))}: expected .* from {low} to {high}$"
+    ):
+        decoding_settings(strategy, **{setting: value})
+
+
+def test_decoding_settings_within_the_sliders_pass():
+    settings = decoding_settings("sampling", num_beams=10.0, top_k=0, top_p=0.1, temperature=2.0, max_new_tokens=128)
+    assert settings == {"max_new_tokens": 128, "num_beams": 1, "do_sample": True, "temperature": 2.0, "top_k": 0,
+                        "top_p": 0.1}  # fmt: skip
+    assert isinstance(settings["max_new_tokens"], int) and isinstance(settings["top_k"], int)
 
 
 def test_checkpoint_strings_are_literal_text_in_the_description(explorer, checkpoints):
@@ -440,6 +481,26 @@ def test_bad_input_gives_a_message_on_the_page(served, checkpoints, sentence, me
     shown, translation, *_ = ask(served, checkpoints["mixed"], sentence)
     assert message in shown and "Traceback" not in shown
     assert translation == ""
+
+
+def post_translate(url: str, data: list) -> tuple[str, object]:
+    """Call /translate over plain HTTP, as any client can (with NaN as a JSON literal, which gradio_client refuses to
+    send): the stream's last event and its data."""
+    endpoint = f"{url}gradio_api/call/translate"
+    request = urllib.request.Request(
+        endpoint, json.dumps({"data": data}).encode(), {"Content-Type": "application/json"}
+    )
+    event_id = json.loads(urllib.request.urlopen(request, timeout=120).read())["event_id"]
+    lines = urllib.request.urlopen(f"{endpoint}/{event_id}", timeout=120).read().decode().splitlines()
+    event = [line.split(": ", 1)[1] for line in lines if line.startswith("event:")][-1]
+    return event, json.loads([line.split(": ", 1)[1] for line in lines if line.startswith("data:")][-1])
+
+
+def test_a_nan_setting_sent_over_http_gets_a_message(served, checkpoints):
+    settings = ["sampling", 3, 1.0, float("nan"), 50, 1.0, 8, 0, False, -1, -1]
+    event, (message, translation, *_) = post_translate(served, [checkpoints["mixed"], SENTENCE, *settings])
+    assert event == "complete" and translation == ""
+    assert message == f"**{escape_markdown('temperature=nan: expected a number from 0.1 to 2.0')}**"
 
 
 def test_an_unlisted_checkpoint_sent_over_http_is_refused_alike(served, checkpoints, explorer, tmp_path):
