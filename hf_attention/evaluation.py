@@ -20,7 +20,7 @@ from .arguments import SPLIT_ARGUMENTS, DataArguments
 from .beam_search import beam_search_dropping_finished
 from .metrics import load_translation_metric
 from .plotting import LEARNING_CURVE_KEYS, plot_learning_curves
-from .translation import align, plot_alignment, plot_self_attentions, translate
+from .translation import align, plot_alignment, plot_self_attentions, sentence_list, translate
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ def evaluate_generation(accelerator, model, dataloader, tokenizer, metric) -> di
 
 def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """Share of hypotheses equal to their reference, ignoring whitespace at the ends and between words."""
+    hypotheses, references = sentence_list(hypotheses, "hypotheses"), sentence_list(references, "references")
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     if not hypotheses:
@@ -147,8 +148,11 @@ def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], metric=None, signatures: bool = False) -> dict:
     """Corpus BLEU and chrF (sacreBLEU, via `load_translation_metric()` unless a `metric` is given), exact match;
     with `signatures`, sacreBLEU's signatures of the two scores too."""
+    hypotheses, references = sentence_list(hypotheses, "hypotheses"), sentence_list(references, "references")
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     metric = metric or load_translation_metric()
-    scores = metric.compute(predictions=list(hypotheses), references=list(references))
+    scores = metric.compute(predictions=hypotheses, references=references)
     result = {
         "count": len(hypotheses),
         "bleu": scores["bleu"],
@@ -162,6 +166,8 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], metric=N
 
 def write_translations(path: str | Path, sources: Sequence[str], references: Sequence[str], hypotheses: Sequence[str]):
     """One JSON line per pair: `{"source", "reference", "hypothesis"}`, UTF-8 as is."""
+    sources, references = sentence_list(sources, "sources"), sentence_list(references, "references")
+    hypotheses = sentence_list(hypotheses, "hypotheses")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as lines:
@@ -178,6 +184,7 @@ def draw_heatmaps(
     `folder/{prefix}{index}.png`, and each self-attention layer k of the encoder or decoder into
     `folder/{prefix}{index}_{encoder|decoder}_self_attention_{k}.png`; returns `{"sentence", "translation", "path",
     "self_attention_paths"}` per sentence (`path` None for `attention_type="none"`, which has no cross attention)."""
+    sentences = sentence_list(sentences)
     has_self_attention = "self_attention" in model.config.encoder_layer_types + model.config.decoder_layer_types
     heatmaps = []
     for index, sentence in enumerate(sentences):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .length_buckets import LengthBucket, group_by_length
-from .translation import batched
+from .translation import batched, sentence_list
 
 
 def reversal_gold_alignment(length: int) -> list[int]:
@@ -73,6 +73,9 @@ def gold_alignment_hits(
     """
     if getattr(model.config, "attention_type", None) == "none":
         raise ValueError("attention_type='none' has no attention weights to compare with a gold alignment")
+    sources, targets = sentence_list(sources, "sources"), sentence_list(targets, "targets")
+    if len(sources) != len(targets):
+        raise ValueError(f"{len(sources)} sources for {len(targets)} targets")
     model.eval()
     average, heads, scored = [], [], []
     order = sorted(range(len(sources)), key=lambda index: len(sources[index]))

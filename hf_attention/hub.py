@@ -17,6 +17,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import safe_open
 from transformers.dynamic_module_utils import get_relative_imports
 
+from .checkpoint_loading import load_checkpoint
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .data import DING_PATH
 
@@ -66,7 +67,8 @@ HUB_TOKEN_PATTERN = re.compile(rb"hf_[A-Za-z0-9]{30,}")
 
 def check_checkpoint(folder: str | Path) -> None:
     """Raise `ValueError` naming everything a shareable checkpoint folder lacks: the files above, an `auto_map` in
-    the config, and every code file the `auto_map` modules import."""
+    the config, and every code file the `auto_map` modules import; then load it with `load_checkpoint`, which refuses
+    an edited architecture, damaged weights or a foreign tokenizer (`CheckpointError`, a `ValueError`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder}: no such checkpoint folder")
@@ -81,6 +83,8 @@ def check_checkpoint(folder: str | Path) -> None:
         missing += [f"test_results.json: {key}" for key in ("test_bleu", "test_chrf") if key not in results]
     if missing:
         raise ValueError(f"{folder} is not a complete checkpoint; missing: {', '.join(dict.fromkeys(missing))}")
+    # Loaded as every tool loads it: an edited config or damaged weights are not shared as a model.
+    load_checkpoint(folder)
 
 
 def _missing_code_files(folder: Path, names: list[str]) -> list[str]:

@@ -3,13 +3,15 @@ generation settings the saved checkpoints keep."""
 
 import logging
 
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationConfig
+from transformers import GenerationConfig
 
 from .arguments import DataArguments, ModelArguments
+from .checkpoint_loading import check_model_type, load_checkpoint
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .data import check_split_overlap, load_translation_corpus, split_overlap
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
 from .tokenization import corpus_texts, load_tokenizer, tokenize_translations, train_tokenizer
+from .weights_manifest import check_architecture, check_weights, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +46,22 @@ def _load_tokenizer_and_model(model_args: ModelArguments, training_args, train_s
     """The tokenizer and model of a resume, of `--init_from`, or new ones (a tokenizer trained on `train_split`)."""
     if training_args.resume_from_checkpoint:
         # The checkpoint's own tokenizer: a retrained one might differ from the ids the weights were trained on.
-        # Its config too, whatever the model arguments say; the Trainer then loads the weights.
-        tokenizer = load_tokenizer(training_args.resume_from_checkpoint)
-        config = AutoConfig.from_pretrained(training_args.resume_from_checkpoint)
-        return tokenizer, AutoModelForSeq2SeqLM.from_config(config)
+        # Its config too, whatever the model arguments say; the Trainer then loads the weights (not through
+        # from_pretrained, so the manifest's architecture and checksums are checked here).
+        checkpoint = training_args.resume_from_checkpoint
+        check_model_type(checkpoint)
+        config = Seq2SeqAttentionConfig.from_pretrained(checkpoint)
+        manifest, manifest_path = read_manifest(checkpoint)
+        if manifest is not None:
+            check_architecture(manifest, manifest_path, config.architecture(), f"{checkpoint}/config.json")
+            check_weights(checkpoint, manifest, manifest_path)
+        return load_tokenizer(checkpoint), Seq2SeqAttentionForConditionalGeneration(config)
     if model_args.init_from:
-        tokenizer = load_tokenizer(model_args.init_from)
         # Only an explicit choice overrides the checkpoint's own.
         kernel_choice = model_args.compile_additive_attention
         overrides = {} if kernel_choice is None else {"compile_additive_attention": kernel_choice}
-        return tokenizer, AutoModelForSeq2SeqLM.from_pretrained(model_args.init_from, **overrides)
+        checkpoint = load_checkpoint(model_args.init_from, **overrides)
+        return checkpoint.tokenizer, checkpoint.model
     tokenizer = train_tokenizer(
         corpus_texts(train_split, data_args.src_lang, data_args.tgt_lang),
         vocab_size=model_args.vocab_size,

@@ -165,6 +165,9 @@ def align(model, tokenizer, sentence: str, target: str | None = None, **generate
     decoding computed for it (see the modeling tests), so they are the alignment of the beam-search output itself.
     A `sentence` longer than `tokenizer.model_max_length` tokens is truncated, with a warning as in `translate`.
     """
+    if not isinstance(sentence, str) or not (target is None or isinstance(target, str)):
+        wrong = sentence if not isinstance(sentence, str) else target
+        raise TypeError(f"align takes one sentence (and target) as a str, got {type(wrong).__name__}: {wrong!r:.60}")
     config = model.config
     layer_types = [*getattr(config, "encoder_layer_types", ()), *getattr(config, "decoder_layer_types", ())]
     has_self_attention = "self_attention" in layer_types

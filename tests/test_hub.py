@@ -95,6 +95,22 @@ def test_incomplete_folders_are_refused_with_what_is_missing(checkpoint, tmp_pat
         stage_upload(checkpoint, checkpoint, "org/name")
 
 
+def test_an_edited_or_damaged_checkpoint_is_not_shared(checkpoint, tmp_path):
+    edited = tmp_path / "edited"
+    shutil.copytree(checkpoint, edited, ignore=shutil.ignore_patterns("checkpoint-*"))
+    config = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**config, "attention_type": "dot"}))
+    with pytest.raises(ValueError, match="attention_type='dot', but the weights were saved with"):
+        stage_upload(edited, tmp_path / "up", "org/name")
+    (edited / "config.json").write_text(json.dumps(config))
+    weights = bytearray((edited / "model.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (edited / "model.safetensors").write_bytes(bytes(weights))
+    with pytest.raises(ValueError, match="the file's bytes changed after it was saved"):
+        stage_upload(edited, tmp_path / "up", "org/name")
+    assert not (tmp_path / "up").exists()
+
+
 @pytest.fixture(scope="module")
 def untied_checkpoint(checkpoint, tmp_path_factory) -> Path:
     """The checkpoint saved again as a model whose output layer is its own, not the embedding table."""

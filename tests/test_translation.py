@@ -16,7 +16,7 @@ from transformers import pipeline
 
 from hf_attention import Seq2SeqAttentionConfig, Seq2SeqAttentionForConditionalGeneration
 from hf_attention.checkpoint_loading import CheckpointError, translation_pipeline
-from hf_attention.evaluation import draw_heatmaps
+from hf_attention.evaluation import corpus_scores, draw_heatmaps, exact_match
 from hf_attention.tokenization import train_tokenizer
 from hf_attention.translation import (
     align,
@@ -351,3 +351,36 @@ def test_translate_script_bf16_gives_the_translations_under_bf16_autocast(checkp
     with torch.autocast("cpu", dtype=torch.bfloat16):
         expected = translate(model, tokenizer, SENTENCES)
     assert (code, out) == (0, expected)
+
+
+def test_functions_taking_sentences_refuse_a_bare_string(checkpoint, tmp_path):
+    _, model, tokenizer = checkpoint
+    with pytest.raises(TypeError, match=r"sentences is one str \('Ich gehe nach Hause.'\); pass a list of sentences"):
+        translate(model, tokenizer, SENTENCES[0])
+    with pytest.raises(TypeError, match=r"sentences\[1\] is int"):
+        translate(model, tokenizer, [SENTENCES[0], 7])
+    with pytest.raises(TypeError, match="align takes one sentence"):
+        align(model, tokenizer, SENTENCES[:2])
+    with pytest.raises(TypeError, match="hypotheses is one str"):
+        corpus_scores("a b c", ["a b c"])
+    with pytest.raises(TypeError, match="references is one str"):
+        exact_match(["a"], "a")
+    with pytest.raises(TypeError, match="sentences is one str"):
+        draw_heatmaps(model, tokenizer, SENTENCES[0], tmp_path, prefix="x")
+    assert translate(model, tokenizer, []) == []
+    assert translate(model, tokenizer, (sentence for sentence in SENTENCES[:2])) == translate(
+        model, tokenizer, SENTENCES[:2]
+    )
+
+
+@pytest.mark.parametrize("source", ["stdin", "file"])
+def test_translate_script_prints_nothing_for_empty_input(checkpoint, tmp_path, source):
+    path, _, _ = checkpoint
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "translate.py"), "--model", str(path)]
+    command += ["--file", str(empty)] if source == "file" else []
+    result = subprocess.run(
+        command, input="", capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    assert (result.returncode, result.stdout) == (0, ""), result.stderr[-2000:]
