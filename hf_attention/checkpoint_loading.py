@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import GenerationConfig, PreTrainedTokenizerBase
-from transformers.utils import CONFIG_NAME, cached_file
+from transformers.utils import CONFIG_NAME, GENERATION_CONFIG_NAME, cached_file
 
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
 from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
@@ -54,7 +54,17 @@ class Checkpoint:
 
 
 def _is_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or Path(name).expanduser().exists()
+    try:
+        return name.startswith(("/", ".", "~")) or Path(name).expanduser().exists()
+    except OSError:  # a name too long for the file system, say: no folder of that name
+        return True
+
+
+def _is_folder(name: str) -> bool:
+    try:
+        return Path(name).expanduser().is_dir()
+    except OSError:
+        return False
 
 
 def _checkpoint_file(checkpoint: str, name: str, hub_kwargs: dict) -> str | None:
@@ -158,10 +168,12 @@ def load_checkpoint(checkpoint: str | Path, device: str = "cpu", **from_pretrain
             than what was trained (see the module docstring).
     """
     name = str(checkpoint)
-    if _is_path(name) and not Path(name).expanduser().is_dir():
+    if _is_path(name) and not _is_folder(name):
         raise CheckpointError(f"{name}: no such checkpoint folder")
     if _is_path(name):
         name = str(Path(name).expanduser())
+        if name.rstrip("/").endswith(".partial"):
+            raise CheckpointError(f"{name}: an unfinished checkpoint (a run stopped while writing it)")
     hub_kwargs = {key: from_pretrained_kwargs[key] for key in _HUB_KWARGS if key in from_pretrained_kwargs}
     check_model_type(name, hub_kwargs)
     if _checkpoint_file(name, TOKENIZER_FILE, hub_kwargs) is None:
@@ -175,10 +187,17 @@ def load_checkpoint(checkpoint: str | Path, device: str = "cpu", **from_pretrain
     except CheckpointError:
         raise
     except (OSError, ValueError) as error:
-        raise CheckpointError(str(error).strip().splitlines()[0]) from error
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(message if name in message else f"{name}: {message}") from error
     _check_tokenizer(name, tokenizer, model.config)
-    generation_file = _checkpoint_file(name, "generation_config.json", hub_kwargs) or f"{name} (generation settings)"
-    check_generation_config(model.generation_config, generation_file)
+    generation_file = _checkpoint_file(name, GENERATION_CONFIG_NAME, hub_kwargs)
+    if generation_file is not None:
+        # transformers falls back to default settings for an unreadable file, silently: greedy, 20 tokens.
+        try:
+            json.loads(Path(generation_file).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"{generation_file}: not a readable JSON file ({error})") from None
+    check_generation_config(model.generation_config, generation_file or f"{name} (generation settings)")
     return Checkpoint(
         path=name,
         model=model.to(device).eval(),

@@ -160,6 +160,31 @@ def test_non_finite_or_impossible_generation_settings_are_refused(copy):
         load_checkpoint(copy)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("weights_manifest.json", "{garbage", "weights_manifest.json: not a readable weights_manifest.json"),
+        ("weights_manifest.json", "[]", "weights_manifest.json: not a readable weights_manifest.json"),
+        ("generation_config.json", "{garbage", "generation_config.json: not a readable JSON file"),
+        ("config.json", "{garbage", "config.json: not a readable JSON config"),
+    ],
+)
+def test_an_unreadable_record_file_is_named(copy, name, content, message):
+    (copy / name).write_text(content)
+    with pytest.raises(CheckpointError, match=re.escape(f"{copy / name}: {message.split(': ', 1)[1]}")):
+        load_checkpoint(copy)
+
+
+def test_an_unfinished_folder_and_an_unknown_value_name_the_checkpoint(copy, tmp_path):
+    partial = tmp_path / "checkpoint-8.partial"
+    shutil.copytree(copy, partial)
+    with pytest.raises(CheckpointError, match="checkpoint-8.partial: an unfinished checkpoint"):
+        load_checkpoint(partial)
+    edit_json(copy / "config.json", attention_type="cosine")
+    with pytest.raises(CheckpointError, match=re.escape(f"{copy}: attention_type='cosine' is not one of")):
+        load_checkpoint(copy)
+
+
 def test_the_training_record_is_read_from_the_folder_or_its_run_folder(saved, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(saved, run / "checkpoint-10")
@@ -175,6 +200,8 @@ def test_a_missing_folder_or_an_unreachable_hub_id_is_one_clear_error(tmp_path):
         load_checkpoint(tmp_path / "none")
     with pytest.raises(CheckpointError, match="no-such-user/no-such-model: not a local checkpoint folder"):
         load_checkpoint("no-such-user/no-such-model")
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        load_checkpoint("x" * 5000)
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no config.json; not a checkpoint folder"):
         load_checkpoint(tmp_path / "empty")
