@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint_loading import load_checkpoint
+from .arguments import SPLIT_ARGUMENTS
+from .checkpoint_loading import load_checkpoint, read_training_record
 from .configuration_seq2seq_attention import ATTENTION_TYPES
 from .evaluation import corpus_scores, draw_heatmaps, write_translations
 from .gold_alignment import GOLD_ALIGNMENTS, alignment_by_length, gold_alignment_hits
@@ -163,18 +164,27 @@ def _check_arguments(arguments: ComparisonArguments, model_args) -> None:
         raise ValueError(f"--min_bucket_size {arguments.min_bucket_size}: must be >= 1")
 
 
-def _warn_on_other_data(checkpoint: Path, data_args) -> None:
-    """A reused checkpoint trained on another split may have seen the test sentences: say so."""
-    record = checkpoint / "training_run.json"
-    if not record.is_file():
-        return
-    trained = json.loads(record.read_text()).get("data_arguments", {})
-    keys = ("corpus", "src_lang", "tgt_lang", "split_seed", "validation_size", "test_size", "synthetic_size")
-    keys += ("synthetic_min_length", "synthetic_max_length")
-    now = {key: getattr(data_args, key) for key in keys}
-    differing = {key: (trained[key], now[key]) for key in keys if key in trained and trained[key] != now[key]}
-    if differing:
-        logger.warning("%s was trained on other data (trained, now): %s", checkpoint, differing)
+def check_trained_split(checkpoint: Path, data_args) -> None:
+    """Refuse a reused checkpoint whose run record names other split settings than `data_args`: it may have been
+    trained on the test pairs it would be scored on (or, without a record, nothing says it was not).
+
+    Raises:
+        ValueError: naming the checkpoint, the setting and both values.
+    """
+    record = read_training_record(checkpoint)
+    trained = (record or {}).get("data_arguments")
+    if not isinstance(trained, dict):
+        raise ValueError(
+            f"{checkpoint}: no training_run.json with data_arguments, so the pairs it was trained on are unknown; "
+            "scoring it on this test split could score training pairs (reuse checkpoints of the training scripts)"
+        )
+    for name in SPLIT_ARGUMENTS:
+        if name in trained and trained[name] != getattr(data_args, name):
+            raise ValueError(
+                f"{checkpoint} was trained with {name}={trained[name]!r}, this comparison splits with "
+                f"{name}={getattr(data_args, name)!r}: its training pairs may hold this test split; compare it "
+                "with the settings it was trained with"
+            )
 
 
 def _heatmap_sources(arguments: ComparisonArguments, sources: list[str], groups: list[list[int]]) -> list[str]:
@@ -279,6 +289,8 @@ def compare_attention_types(arguments: ComparisonArguments, model_args, data_arg
         raise ValueError("--push_to_hub: the comparison trains several models; push one with scripts/push_to_hub.py")
     compared = compared_models(arguments)
     checkpoints = parse_checkpoints(arguments.checkpoints, compared)
+    for checkpoint in checkpoints.values():  # before any training: a refusal costs nothing
+        check_trained_split(checkpoint, data_args)
     buckets = make_buckets(arguments.bucket_edges)
     test = load_corpus(data_args)["test"]
     if arguments.max_test_samples is not None:
@@ -304,7 +316,6 @@ def compare_attention_types(arguments: ComparisonArguments, model_args, data_arg
             checkpoint = _train(name, attention_type, encoder_type, model_args, data_args, training_args)
         else:
             checkpoint = checkpoints[name]
-            _warn_on_other_data(checkpoint, data_args)
         logger.info("evaluating %s (%s)", name, checkpoint)
         result = evaluate_checkpoint(
             name,
@@ -392,6 +403,7 @@ __all__ = [
     "ENCODER_TYPES",
     "REPORT_NAME",
     "ComparisonArguments",
+    "check_trained_split",
     "compare_attention_types",
     "compared_models",
     "encoder_type_of",

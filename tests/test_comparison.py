@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from hf_attention.comparison import ComparisonArguments, compare_attention_types, compared_models, parse_checkpoints
+from hf_attention.arguments import DataArguments
+from hf_attention.comparison import (
+    ComparisonArguments,
+    check_trained_split,
+    compare_attention_types,
+    compared_models,
+    parse_checkpoints,
+)
 
 
 def _saved_config(folder: Path, attention_type: str, encoder_layer_types=None, decoder_layer_types=None) -> Path:
@@ -105,3 +112,17 @@ def test_comparison_refuses_bad_arguments_before_training(tmp_path):
     ):
         compare(bucket_edges=[1, 4, 8])
     assert not list(tmp_path.iterdir())
+
+
+def test_a_reused_checkpoint_trained_on_another_split_is_refused(tmp_path):
+    folder = _saved_config(tmp_path / "b", "bahdanau")
+    data_args = DataArguments(corpus="reversal", validation_size=16, test_size=12)
+    with pytest.raises(ValueError, match="no training_run.json with data_arguments"):
+        check_trained_split(folder, data_args)
+    record = {"data_arguments": {"corpus": "reversal", "validation_size": 16, "test_size": 12, "split_seed": 0}}
+    (folder / "training_run.json").write_text(json.dumps(record))
+    check_trained_split(folder, data_args)  # the same split: accepted
+    record["data_arguments"]["split_seed"] = 1
+    (folder / "training_run.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="trained with split_seed=1, this comparison splits with split_seed=0"):
+        check_trained_split(folder, data_args)
