@@ -1,12 +1,14 @@
-"""Training to a wall-clock budget: a callback that stops the Trainer in time, and a learning-rate schedule that ends
-when the budget does, so that a preset's time is a promise on any machine (a faster one trains more steps, never
-longer)."""
+"""Training to a wall-clock budget: a callback that stops the Trainer in time (the Accelerate loop uses the same
+object), and a learning-rate schedule that ends when the budget does, so that a preset's time is a promise on any
+machine (a faster one trains more steps, never longer)."""
 
 import logging
 import math
 import time
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import broadcast
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
@@ -22,12 +24,17 @@ class WallClockBudget(TrainerCallback, ExportableState):
     what the budget promises). Every entry of the Trainer's `log_history` gets the minutes spent so far
     (`train_minutes`), for learning curves against wall-clock time. The time already spent is saved with every
     checkpoint (`state`), so a resumed run gets only what is left.
+
+    The stop and the schedule go by the main process's clock, read once per optimizer step (`synchronize`) and
+    broadcast to the other processes: each process's own clock would stop them at different steps (one waiting
+    forever in the next step's gradient exchange) and give them different learning rates.
     """
 
     def __init__(self, max_train_minutes: float, elapsed_seconds: float = 0.0):
         self.max_train_minutes = max_train_minutes
         self.elapsed_seconds = elapsed_seconds
         self._clock_start = None
+        self._agreed_seconds = None
 
     @property
     def budget_seconds(self) -> float:
@@ -39,15 +46,40 @@ class WallClockBudget(TrainerCallback, ExportableState):
             self._clock_start = time.monotonic() - self.elapsed_seconds
         return time.monotonic() - self._clock_start
 
+    def synchronize(self) -> float:
+        """Read the main process's clock on every process: `fraction` and `spent` go by this reading until the next.
+
+        A collective call when several processes train: every process calls it at the same point of each step.
+        """
+        seconds = self.elapsed()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            reading = torch.tensor([seconds], dtype=torch.float64, device=PartialState().device)
+            seconds = float(broadcast(reading, from_process=0).item())
+        self._agreed_seconds = seconds
+        return seconds
+
+    def _reading(self) -> float:
+        # Before the first `synchronize`: the time a resumed run starts with, the same on every process.
+        return self.elapsed_seconds if self._agreed_seconds is None else self._agreed_seconds
+
     def fraction(self) -> float:
-        """The part of the budget spent, in [0, 1]."""
-        return min(1.0, self.elapsed() / self.budget_seconds)
+        """The part of the budget spent at the last `synchronize`, in [0, 1]."""
+        return min(1.0, self._reading() / self.budget_seconds)
+
+    def spent(self) -> bool:
+        """Whether the budget was spent at the last `synchronize`."""
+        return self._reading() >= self.budget_seconds
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.elapsed()
 
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        # Just before the scheduler's step: the learning rate follows the time of this step, and at the step that
+        # spends the budget it reaches the end of the schedule.
+        self.synchronize()
+
     def on_step_end(self, args, state, control, **kwargs):
-        if self.elapsed() < self.budget_seconds or control.should_training_stop:
+        if not self.spent() or control.should_training_stop:
             return
         logger.info(
             "max_train_minutes=%g reached at step %d: stopping, with a final save and evaluation",

@@ -7,6 +7,10 @@ that the launch does not change the model: n processes with per-process batch B/
 with batch B (same batches, same token-averaged loss, same learning rate), and a run resumed from a checkpoint ends
 exactly where an uninterrupted one does.
 
+With `max_train_minutes` it trains to the same wall-clock budget as the Trainer (`budget.WallClockBudget`, the
+main process's clock broadcast at each step so that every process stops at the same one; `budgeted_lr_schedule`,
+which ends with the budget); the time spent is kept in each checkpoint's `training_progress.json`.
+
 Trainer settings this loop does not implement are refused or named in a warning (`_check_supported`); it keeps the
 last weights rather than the best ones.
 """
@@ -28,6 +32,7 @@ from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqT
 
 from .arguments import DataArguments, ModelArguments, check_report_to, resolve_cpu_precision
 from .batching import build_eval_dataloader, build_train_dataloader, data_seed
+from .budget import BUDGET_SCHEDULES, WallClockBudget, budgeted_lr_schedule
 from .checkpoints import TrainingProgress, remove_partial_checkpoints, save_checkpoint
 from .evaluation import draw_learning_curves, evaluate_generation, evaluate_test_split
 from .hub import check_repo_id, push_checkpoint
@@ -50,10 +55,11 @@ def _check_supported(training_args: Seq2SeqTrainingArguments) -> None:
         check_repo_id(training_args.hub_model_id)
         if (training_args.hub_token or get_token()) is None:
             raise ValueError("--push_to_hub: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
-    if training_args.max_train_minutes is not None:
+    schedule = str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type))
+    if training_args.max_train_minutes is not None and schedule not in BUDGET_SCHEDULES:
         raise ValueError(
-            f"--max_train_minutes {training_args.max_train_minutes}: a time budget is a Trainer feature "
-            "(scripts/train.py); the Accelerate loop trains --max_steps or --num_train_epochs"
+            f"--lr_scheduler_type {schedule} cannot follow a time budget (--max_train_minutes); use one of "
+            f"{', '.join(BUDGET_SCHEDULES)}"
         )
     if training_args.load_best_model_at_end:
         logger.warning("load_best_model_at_end is a Trainer feature: the Accelerate loop keeps the last weights")
@@ -190,15 +196,24 @@ def run_accelerate_training(
         batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
         max_steps = math.ceil(training_args.num_train_epochs * batches_per_process / accumulation)
     optimizer = build_optimizer(model, training_args)
+    budget = None
+    if training_args.max_train_minutes is not None:
+        budget = WallClockBudget(training_args.max_train_minutes, elapsed_seconds=progress.elapsed_seconds or 0.0)
     # A prepared scheduler steps once per process at each optimizer step (Accelerate assumes per-process epochs),
     # so its schedule is written in process-steps.
-    scheduler = get_scheduler(
-        training_args.lr_scheduler_type,
-        optimizer,
-        num_warmup_steps=training_args.get_warmup_steps(max_steps) * accelerator.num_processes,
-        num_training_steps=max_steps * accelerator.num_processes,
-        scheduler_specific_kwargs=training_args.lr_scheduler_kwargs or None,
-    )
+    num_warmup_steps = training_args.get_warmup_steps(max_steps) * accelerator.num_processes
+    num_training_steps = max_steps * accelerator.num_processes
+    if budget is not None:
+        schedule = str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type))
+        scheduler = budgeted_lr_schedule(optimizer, schedule, num_warmup_steps, num_training_steps, budget.fraction)
+    else:
+        scheduler = get_scheduler(
+            training_args.lr_scheduler_type,
+            optimizer,
+            num_warmup_steps=num_warmup_steps,
+            num_training_steps=num_training_steps,
+            scheduler_specific_kwargs=training_args.lr_scheduler_kwargs or None,
+        )
     model, optimizer, train_dataloader, eval_dataloader, scheduler = accelerator.prepare(
         model, optimizer, train_dataloader, eval_dataloader, scheduler
     )
@@ -231,6 +246,8 @@ def run_accelerate_training(
     def log(record: dict) -> None:
         if progress.completed_steps < first_step:
             return  # resumed at the last step: its records were logged before the checkpoint
+        if budget is not None:
+            record = {**record, "train_minutes": round(budget.elapsed() / 60.0, 3)}  # as the Trainer's records
         accelerator.log(record, step=progress.completed_steps)
         if accelerator.is_main_process:
             with (output_dir / "log_history.jsonl").open("a") as history:
@@ -249,7 +266,10 @@ def run_accelerate_training(
     start, paused_seconds = time.perf_counter(), 0.0
     eval_metrics = {}
     windows = batch_windows(accelerator, train_dataloader, accumulation, skip=progress.completed_steps * accumulation)
-    while progress.completed_steps < max_steps:
+    if budget is not None:
+        budget.synchronize()  # starts the clock; a run resumed from where its budget ran out trains no further
+    out_of_time = budget is not None and budget.spent()
+    while progress.completed_steps < max_steps and not out_of_time:
         epoch, window = next(windows)
         local_tokens = sum(int((batch["labels"] != -100).sum()) for batch in window)
         window_tokens = int(accelerator.gather(torch.tensor([local_tokens], device=accelerator.device)).sum())
@@ -270,6 +290,10 @@ def run_accelerate_training(
                 accelerator.backward(summed * accelerator.num_processes * accumulation / max(window_tokens, 1))
                 if accelerator.sync_gradients and training_args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), training_args.max_grad_norm)
+                if accelerator.sync_gradients and budget is not None:
+                    # Before the scheduler's step: the learning rate follows this step's time, reaching the end of
+                    # the schedule at the step that spends the budget.
+                    budget.synchronize()
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
@@ -278,22 +302,31 @@ def run_accelerate_training(
         interval_tokens += window_tokens
         total_tokens += window_tokens
         step = progress.completed_steps
+        out_of_time = budget is not None and budget.spent()
+        if out_of_time:
+            logger.info("max_train_minutes=%g reached at step %d: stopping", budget.max_train_minutes, step)
+        last = step == max_steps or out_of_time
 
-        if step % training_args.logging_steps == 0 or step == max_steps:
+        if step % training_args.logging_steps == 0 or last:
             loss = float(accelerator.reduce(interval_loss, reduction="sum")) / max(interval_tokens, 1)
             training_seconds = time.perf_counter() - start - paused_seconds
             log({"loss": loss, "learning_rate": scheduler.get_last_lr()[0], "epoch": epoch,
                  "target_tokens_per_s": total_tokens / training_seconds})  # fmt: skip
             interval_loss.zero_()
             interval_tokens = 0
-        if training_args.eval_strategy == "steps" and (step % training_args.eval_steps == 0 or step == max_steps):
+        if training_args.eval_strategy == "steps" and (step % training_args.eval_steps == 0 or last):
             evaluation_start = time.perf_counter()
             eval_metrics = evaluate_generation(accelerator, model, eval_dataloader, tokenizer, metric)
             paused_seconds += time.perf_counter() - evaluation_start
             log(eval_metrics)
-        if training_args.save_strategy == "steps" and step % training_args.save_steps == 0:
+        # A run stopped by its budget is saved where it stopped, as the Trainer does.
+        if training_args.save_strategy == "steps" and (step % training_args.save_steps == 0 or out_of_time):
             saving_start = time.perf_counter()
-            save_checkpoint(accelerator, model, tokenizer, output_dir, step, training_args.save_total_limit)
+            checkpoint = save_checkpoint(
+                accelerator, model, tokenizer, output_dir, step, training_args.save_total_limit
+            )
+            if budget is not None and accelerator.is_main_process:
+                TrainingProgress(completed_steps=step, elapsed_seconds=budget.elapsed()).save(checkpoint)
             paused_seconds += time.perf_counter() - saving_start
     progress_bar.close()
     training_seconds = time.perf_counter() - start - paused_seconds

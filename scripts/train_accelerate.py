@@ -6,7 +6,7 @@
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/train_accelerate.py --config ...
 
 The same presets and arguments as scripts/train.py (ModelArguments, DataArguments, TranslationTrainingArguments in
-hf_attention/arguments.py; not --max_train_minutes, a Trainer feature); `--resume_from_checkpoint
+hf_attention/arguments.py; --max_train_minutes stops every process at the same step); `--resume_from_checkpoint
 OUTPUT_DIR/checkpoint-N` continues a run exactly, from a folder you trust only: Accelerate reads the optimizer,
 scheduler and RNG states with `torch.load(weights_only=True)`, and the
 loop's position comes from `training_progress.json` (a folder holding `custom_checkpoint_*.pkl` is refused). Secret

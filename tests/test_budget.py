@@ -55,3 +55,37 @@ def test_budget_stops_saves_and_evaluates_once_the_time_is_spent(tmp_path):
     assert control.should_training_stop and control.should_save and control.should_evaluate
     assert spent.state()["args"] == {"max_train_minutes": 1.0}
     assert spent.state()["attributes"]["elapsed_seconds"] >= 60.0
+
+
+class SteppedClock:
+    """A `time` module whose `monotonic()` reads `now`, moved by the test."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_stop_and_schedule_go_by_the_reading_of_the_last_synchronize(monkeypatch, tmp_path):
+    """Between two readings every process decides with the same time, whatever its own clock says."""
+    import hf_attention.budget
+
+    clock = SteppedClock()
+    monkeypatch.setattr(hf_attention.budget, "time", clock)
+    args = TrainingArguments(output_dir=str(tmp_path), eval_strategy="no", save_strategy="steps", report_to=[])
+    state, control = TrainerState(global_step=3), TrainerControl()
+    budget = WallClockBudget(max_train_minutes=1.0, elapsed_seconds=15.0)  # resumed: a quarter spent
+    assert budget.fraction() == 0.25 and not budget.spent()  # before any reading: the checkpoint's time
+    budget.on_train_begin(args, state, control)  # the clock starts
+    clock.now += 15.0
+    budget.on_pre_optimizer_step(args, state, control)  # read at each optimizer step
+    assert budget.fraction() == pytest.approx(0.5)
+    clock.now += 60.0  # the budget runs out on this process's clock only
+    assert budget.fraction() == pytest.approx(0.5)
+    budget.on_step_end(args, state, control)
+    assert not control.should_training_stop
+    assert budget.synchronize() == pytest.approx(90.0)  # one process: its own clock
+    assert budget.fraction() == 1.0 and budget.spent()
+    budget.on_step_end(args, state, control)
+    assert control.should_training_stop and control.should_save and not control.should_evaluate

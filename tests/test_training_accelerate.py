@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig
-from launching import OFFLINE, REPO_ROOT, TINY, free_port, run, script, torchrun
+from launching import OFFLINE, REPO_ROOT, TINY, checked, free_port, run, script, torchrun
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoModelForSeq2SeqLM
@@ -53,7 +53,8 @@ def one_and_two_processes(request, tmp_path_factory) -> tuple[Path, Path]:
     one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
     common = [*SMALL, "--attention_type", request.param]
     run(script("train_accelerate.py", *common, "--per_device_train_batch_size", "16", "--output_dir", str(one)))
-    run(accelerate_launch(2, *common, "--per_device_train_batch_size", "8", "--output_dir", str(two)), CPU_PROCESSES)
+    run(checked(accelerate_launch(2, *common, "--per_device_train_batch_size", "8", "--output_dir", str(two))),
+        CPU_PROCESSES)  # fmt: skip
     return one, two
 
 
@@ -142,10 +143,76 @@ def test_push_to_hub_without_a_repo_id_is_refused_before_training(tmp_path):
     assert not (tmp_path / "training_run.json").exists()
 
 
-def test_a_time_budget_is_refused_before_training(tmp_path):
-    command = script("train_accelerate.py", *SMALL, "--max_train_minutes", "5", "--output_dir", str(tmp_path))
+# A time budget of 3 s on a clock that moves 0.1 s at each reading (2 readings a step): about 15 steps, however busy
+# the machine; a checkpoint every 4 steps, validation only where the budget stops the run.
+BUDGET = [*SMALL, "--max_steps", "100000", "--max_train_minutes", "0.05", "--warmup_steps", "0",
+          "--eval_steps", "100000", "--save_steps", "4"]  # fmt: skip
+SECONDS_PER_READING = 0.1
+
+
+def last_step(output_dir: Path) -> int:
+    return json.loads((output_dir / "train_results.json").read_text())["steps"]
+
+
+@pytest.fixture(scope="module")
+def budget_run(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("budget")
+    command = script("train_accelerate.py", *BUDGET, "--per_device_train_batch_size", "16", "--output_dir",
+                     str(output_dir))  # fmt: skip
+    run(checked(command, budget_clock=SECONDS_PER_READING))
+    return output_dir
+
+
+def test_time_budget_stops_with_a_saved_evaluated_checkpoint_and_a_finished_schedule(budget_run):
+    step = last_step(budget_run)
+    assert 8 < step < 100000
+    assert [record["step"] for record in history(budget_run, "loss")] == list(range(1, step + 1))
+    assert [record["step"] for record in history(budget_run, "eval_bleu")] == [step]
+    rates = [record["learning_rate"] for record in history(budget_run, "learning_rate")]
+    assert rates[0] > 0.5 * max(rates) and rates[-1] == pytest.approx(0.0, abs=1e-12)  # ended with the time
+    assert rates == sorted(rates, reverse=True)
+    minutes = [record["train_minutes"] for record in history(budget_run, "step")]
+    assert minutes == sorted(minutes) and 0.05 <= minutes[-1] < 0.1  # every record stamped with the time spent
+    checkpoint = budget_run / f"checkpoint-{step}"  # saved where the budget stopped the run
+    progress = json.loads((checkpoint / "training_progress.json").read_text())
+    assert progress["completed_steps"] == step and progress["elapsed_seconds"] >= 3.0
+    assert_same_weights(checkpoint, budget_run, atol=0.0)  # the final model is the stopped step's
+    assert json.loads((budget_run / "test_results.json").read_text())["test_samples"] == 12
+
+
+def test_two_processes_stop_a_time_budget_at_the_same_step(budget_run, tmp_path):
+    """Rank 1's clock runs twice as fast as the main process's: going by it, rank 1 would stop first and wait for a
+    collective the main process never joins. Both follow the main process's clock, which has read the same times as
+    that of the 1-process run: same stop, same learning rates."""
+    command = accelerate_launch(2, *BUDGET, "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path))
+    run(checked(command, budget_clock=SECONDS_PER_READING), CPU_PROCESSES, timeout=900)
+    step = last_step(tmp_path)
+    assert step == last_step(budget_run)
+    # Each process wrote its part of the checkpoint of the last step.
+    assert sorted(path.name for path in (tmp_path / f"checkpoint-{step}").glob("random_states_*.pkl")) == [
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
+    rates = [record["learning_rate"] for record in history(tmp_path, "learning_rate")]
+    assert rates == [record["learning_rate"] for record in history(budget_run, "learning_rate")]
+    assert_same_weights(budget_run, tmp_path, atol=1e-5)
+
+
+def test_a_resume_keeps_the_time_already_spent(budget_run, tmp_path):
+    """Resumed from checkpoint-4, the run gets what was left of the budget, not a new one: it stops where the
+    uninterrupted run did (or a step before: resuming reads the clock once more)."""
+    command = script("train_accelerate.py", *BUDGET, "--per_device_train_batch_size", "16", "--output_dir",
+                     str(tmp_path), "--resume_from_checkpoint", str(budget_run / "checkpoint-4"))  # fmt: skip
+    run(checked(command, budget_clock=SECONDS_PER_READING))
+    assert last_step(budget_run) - 1 <= last_step(tmp_path) <= last_step(budget_run)
+    assert [record["step"] for record in history(tmp_path, "loss")][0] == 5
+
+
+def test_a_schedule_that_cannot_follow_a_time_budget_is_refused_before_training(tmp_path):
+    command = script("train_accelerate.py", *SMALL, "--max_train_minutes", "5", "--lr_scheduler_type", "polynomial",
+                     "--output_dir", str(tmp_path))  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=OFFLINE, cwd=REPO_ROOT)
-    assert result.returncode != 0 and "--max_train_minutes 5.0: a time budget is a Trainer feature" in result.stderr
+    assert result.returncode != 0 and "--lr_scheduler_type polynomial cannot follow a time budget" in result.stderr
     assert not (tmp_path / "training_run.json").exists()
 
 
