@@ -64,6 +64,19 @@ class TranslateArguments:
             raise FileNotFoundError(f"--file {self.file}: no such file")
 
 
+def read_sentences(path: str, parser: HfArgumentParser) -> list[str]:
+    """The lines of `path`, as written (utf-8-sig: a byte-order mark is not part of the first sentence); a file that
+    is not UTF-8 ends the script naming the line."""
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                parser.exit(2, f"{PROG}: error: --file {path}: line {number} is not UTF-8 text ({error.reason})\n")
+    with open(path, encoding="utf-8-sig") as lines:
+        return [line.rstrip("\n") for line in lines]
+
+
 def main(argv: list[str] | None = None):
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     parser = HfArgumentParser(TranslateArguments, prog=PROG)
@@ -75,8 +88,7 @@ def main(argv: list[str] | None = None):
     if any(sentence.startswith("--") for sentence in sentences):
         parser.exit(2, f"{PROG}: error: unknown option(s): {[s for s in sentences if s.startswith('--')]}\n")
     if args.file is not None:
-        with open(args.file, encoding="utf-8") as lines:
-            sentences = [line.rstrip("\n") for line in lines]
+        sentences = read_sentences(args.file, parser)
     elif not sentences:
         sentences = [line.rstrip("\n") for line in sys.stdin]
     try:

@@ -384,3 +384,16 @@ def test_translate_script_prints_nothing_for_empty_input(checkpoint, tmp_path, s
         command, input="", capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
     )
     assert (result.returncode, result.stdout) == (0, ""), result.stderr[-2000:]
+
+
+def test_translate_script_reads_a_file_as_written_and_names_a_line_that_is_not_utf8(checkpoint, capsys, tmp_path):
+    path, model, tokenizer = checkpoint
+    marked = tmp_path / "marked.txt"
+    marked.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(SENTENCES[:2]).encode() + b"\r\n")
+    code, out, _ = run_translate_main(capsys, "--model", str(path), "--file", str(marked))
+    assert (code, out) == (0, translate(model, tokenizer, SENTENCES[:2]))
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(SENTENCES[0].encode() + b"\nSch\xf6n.\n")
+    code, out, err = run_translate_main(capsys, "--model", str(path), "--file", str(latin))
+    assert (code, out, err) == (2, [], [f"translate.py: error: --file {latin}: line 2 is not UTF-8 text (invalid "
+                                        "start byte)"])  # fmt: skip
