@@ -13,6 +13,8 @@ checkpoints resumes from the newest complete one, skipping one whose save was in
 the output folder's shareable files, never a pickle (`training_args.bin` holds the Hub token).
 """
 
+from accelerate import PartialState
+
 from hf_attention.arguments import DataArguments, ModelArguments, TranslationTrainingArguments
 from hf_attention.cli import parse_arguments, setup_logging
 from hf_attention.training_trainer import run_training
@@ -24,6 +26,12 @@ def main():
     )
     setup_logging(training_args)
     run_training(model_args, data_args, training_args)
+    # Under torchrun, before the interpreter shuts down: a gloo worker thread still freeing a finished collective's
+    # tensors then needs the GIL and aborts the process. Together, so that no process closes its connections while
+    # another still uses them.
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from launching import OFFLINE, REPO_ROOT, TINY, run, script, torchrun
+from launching import OFFLINE, REPO_ROOT, TINY, checked, run, script, torchrun
 from safetensors.torch import load_file
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -161,10 +161,12 @@ def test_fine_tuning_starts_from_the_given_checkpoint(tiny_run, tmp_path):
 
 
 def test_time_budget_stops_with_a_saved_evaluated_checkpoint_and_a_finished_schedule(tmp_path):
-    run_train(*TINY, "--max_steps", "100000", "--max_train_minutes", "0.05", "--warmup_steps", "0",
-              "--eval_steps", "100000", "--save_steps", "100000", "--logging_steps", "1", "--plot_examples", "0",
-              "--max_tokens_per_batch", "100", "--word_dropout", "0.1", "--length_penalty", "0.8",
-              "--output_dir", str(tmp_path))  # fmt: skip
+    # 3 s on a clock that moves 0.05 s at each reading (2 readings a step): about 30 steps, however busy the machine.
+    command = script("train.py", *TINY, "--max_steps", "100000", "--max_train_minutes", "0.05", "--warmup_steps", "0",
+                     "--eval_steps", "100000", "--save_steps", "100000", "--logging_steps", "1", "--plot_examples",
+                     "0", "--max_tokens_per_batch", "100", "--word_dropout", "0.1", "--length_penalty", "0.8",
+                     "--output_dir", str(tmp_path))  # fmt: skip
+    run(checked(command, budget_clock=0.05))
     state = json.loads((tmp_path / "trainer_state.json").read_text())
     step = state["global_step"]
     assert 10 < step < 100000
@@ -176,6 +178,7 @@ def test_time_budget_stops_with_a_saved_evaluated_checkpoint_and_a_finished_sche
     assert minutes == sorted(minutes) and 0.05 <= minutes[-1] < 1.0  # every entry stamped with the time spent
     checkpoint = tmp_path / f"checkpoint-{step}"
     assert resolve_resume_checkpoint(True, tmp_path) == str(checkpoint)
+    assert set(torch.load(checkpoint / "scheduler.pt")["_last_lr"]) == {0.0}  # the schedule ended with the budget
     model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint)
     assert model.config.word_dropout == 0.1
     assert json.loads((tmp_path / "generation_config.json").read_text())["length_penalty"] == 0.8
@@ -222,7 +225,8 @@ def test_two_processes_train_exactly_like_one(tmp_path, attention_type, batch_by
     size = "--per_device_train_batch_size" if batch_by == "pairs" else "--max_tokens_per_batch"
     one, two = ("16", "8") if batch_by == "pairs" else ("120", "60")
     run_train(*common, size, one, "--output_dir", str(tmp_path / "one"))
-    run(torchrun(2, "train.py", *common, size, two, "--output_dir", str(tmp_path / "two")))
+    # Checked: the job leaves its process group destroyed, as a job that exits cleanly under load must.
+    run(checked(torchrun(2, "train.py", *common, size, two, "--output_dir", str(tmp_path / "two"))))
 
     def losses(name):
         state = json.loads((tmp_path / name / "trainer_state.json").read_text())
@@ -233,6 +237,22 @@ def test_two_processes_train_exactly_like_one(tmp_path, attention_type, batch_by
     one, two = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
     for name, tensor in one.items():
         torch.testing.assert_close(two[name], tensor, atol=1e-4, rtol=1e-4, msg=name)  # measured: 2e-6 apart
+
+
+def test_two_processes_stop_a_time_budget_at_the_same_step(tmp_path):
+    """Rank 1's clock runs twice as fast as the main process's: going by it, rank 1 would stop first and wait for a
+    collective the main process never joins. Both stop where the main process's clock says, and save that step."""
+    command = torchrun(2, "train.py", *TINY, "--max_steps", "100000", "--max_train_minutes", "0.05",
+                       "--warmup_steps", "0", "--eval_steps", "100000", "--save_steps", "100000", "--logging_steps",
+                       "1", "--plot_examples", "0", "--per_device_train_batch_size", "8", "--use_cpu", "true",
+                       "--output_dir", str(tmp_path))  # fmt: skip
+    run(checked(command, budget_clock=0.05), timeout=900)
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    step = state["global_step"]
+    assert 10 < step < 100000
+    assert [entry["step"] for entry in state["log_history"] if "eval_bleu" in entry] == [step]
+    saved = sorted(path.name for path in (tmp_path / f"checkpoint-{step}").glob("rng_state_*.pth"))
+    assert saved == ["rng_state_0.pth", "rng_state_1.pth"]  # each process saved the same last step
 
 
 @pytest.mark.parametrize("attention_type", ["bahdanau", "scaled_dot"])
