@@ -28,11 +28,12 @@ from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, set_seed, tqdm
 from huggingface_hub import get_token
-from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainingArguments, get_scheduler
+from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainingArguments, get_scheduler
 
 from .arguments import DataArguments, ModelArguments, check_report_to, resolve_cpu_precision
 from .batching import build_eval_dataloader, build_train_dataloader, data_seed
 from .budget import BUDGET_SCHEDULES, WallClockBudget, budgeted_lr_schedule
+from .checkpoint_loading import load_checkpoint
 from .checkpoints import TrainingProgress, remove_partial_checkpoints, save_checkpoint
 from .evaluation import draw_learning_curves, evaluate_generation, evaluate_test_split
 from .hub import check_repo_id, push_checkpoint
@@ -355,7 +356,7 @@ def run_accelerate_training(
             draw_learning_curves([json.loads(line) for line in history], output_dir)
         metrics |= evaluate_test_split(
             # The saved checkpoint, as users load it (not the model under the mixed-precision wrapper).
-            AutoModelForSeq2SeqLM.from_pretrained(output_dir).to(accelerator.device),
+            load_checkpoint(output_dir, device=accelerator.device).model,
             tokenizer,
             corpus["test"],
             data_args,

@@ -15,7 +15,6 @@ import transformers
 import transformers.trainer
 from torch.utils.data import DataLoader
 from transformers import (
-    AutoModelForSeq2SeqLM,
     DataCollatorForSeq2Seq,
     EarlyStoppingCallback,
     Seq2SeqTrainer,
@@ -34,6 +33,7 @@ from .arguments import (
 from .batching import ShuffledLengthGroupedSampler, build_token_batch_dataloader, pair_lengths
 from .beam_search import beam_search_dropping_finished
 from .budget import WallClockBudget, budgeted_lr_schedule
+from .checkpoint_loading import load_checkpoint
 from .checkpoints import resolve_resume_checkpoint
 from .evaluation import build_compute_metrics, draw_learning_curves, evaluate_test_split
 from .hub import UPLOAD_PATTERNS, build_model_card
@@ -235,7 +235,7 @@ def run_training(
         draw_learning_curves(trainer.state.log_history, training_args.output_dir)
         # The saved checkpoint, as users load it: the Trainer's own model runs under its mixed-precision wrapper, which
         # under bf16 changed about one test translation in six of the German->English models.
-        saved = AutoModelForSeq2SeqLM.from_pretrained(training_args.output_dir).to(training_args.device)
+        saved = load_checkpoint(training_args.output_dir, device=training_args.device).model
         metrics = evaluate_test_split(
             saved,
             tokenizer,
