@@ -18,6 +18,8 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from transformers import AutoModelForSeq2SeqLM
 
+from hf_attention.checkpoints import TrainingProgress
+
 # 13 validation pairs in batches of 4: 2 processes get 4 + 4, 4 + 1 and Accelerate repeats 3 to even them out.
 SMALL = [*TINY, "--validation_size", "13", "--per_device_eval_batch_size", "4", "--plot_examples", "0",
          "--logging_steps", "1", "--load_best_model_at_end", "false"]  # fmt: skip
@@ -206,6 +208,15 @@ def test_a_resume_keeps_the_time_already_spent(budget_run, tmp_path):
     run(checked(command, budget_clock=SECONDS_PER_READING))
     assert last_step(budget_run) - 1 <= last_step(tmp_path) <= last_step(budget_run)
     assert [record["step"] for record in history(tmp_path, "loss")][0] == 5
+
+
+@pytest.mark.parametrize("elapsed", [-1.0, "60", True, float("nan"), float("inf")])
+def test_a_checkpoint_with_an_impossible_time_spent_is_refused(tmp_path, elapsed):
+    TrainingProgress(completed_steps=4, elapsed_seconds=12.5).save(tmp_path)
+    assert TrainingProgress.load(tmp_path) == TrainingProgress(completed_steps=4, elapsed_seconds=12.5)
+    (tmp_path / "training_progress.json").write_text(json.dumps({"completed_steps": 4, "elapsed_seconds": elapsed}))
+    with pytest.raises(ValueError, match="elapsed_seconds must be a non-negative number of seconds"):
+        TrainingProgress.load(tmp_path)
 
 
 def test_a_schedule_that_cannot_follow_a_time_budget_is_refused_before_training(tmp_path):
