@@ -35,13 +35,6 @@ from launching import OFFLINE, free_port
 COMMANDS, OTHERS = extract_commands()
 BY_ID = {command.id: command for command in COMMANDS}
 
-# Commands under change elsewhere, which fail for that reason today: expected to fail, not required to.
-IN_FLIGHT = {
-    "README.md:119": "the Accelerate loop refuses the base preset's time budget (a budget is being added to it)",
-    "README.md:120": "the Accelerate loop refuses the base preset's time budget (a budget is being added to it)",
-    "README.md:124": "the Accelerate loop refuses the base preset's time budget (a budget is being added to it)",
-}
-
 # Documented commands this test does not run, and why.
 NOT_RUN = {
     "README.md:122": "a launch over two machines (configs/accelerate/multi_node.yaml: num_machines 2, a rank-0 "
@@ -210,18 +203,16 @@ def test_every_command_is_run_or_listed_with_its_reason():
         assert not leftover_placeholders(command), f"{command.id}: instantiate {leftover_placeholders(command)}"
         assert (REPO_ROOT / command.script).is_file(), f"{command.id}: no {command.script}"
     names = {command.id for command in COMMANDS} | {f"{command.doc}:{command.line}" for command in COMMANDS}
-    assert set(NOT_RUN) | set(IN_FLIGHT) <= names, "an entry names a command the docs no longer hold"
+    assert set(NOT_RUN) <= names, "an entry names a command the docs no longer hold"
     unknown = {(other.doc, other.line, other.program) for other in OTHERS if other.program not in OTHER_PROGRAMS}
     assert not unknown, f"commands of programs this test neither runs nor lists in OTHER_PROGRAMS: {unknown}"
 
 
 def marks(command: DocCommand) -> list:
-    """A command's skip (NOT_RUN) or expected failure (IN_FLIGHT), by its id or its doc line (all its variants)."""
+    """A command's skip (NOT_RUN), by its id or its doc line (all its variants)."""
     for name in (command.id, f"{command.doc}:{command.line}"):
         if name in NOT_RUN:
             return [pytest.mark.skip(reason=NOT_RUN[name])]
-        if name in IN_FLIGHT:
-            return [pytest.mark.xfail(reason=IN_FLIGHT[name], strict=False)]
     return []
 
 
