@@ -4,6 +4,7 @@ import gc
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -616,22 +617,34 @@ def test_config_refuses_token_ids_outside_the_vocabulary_and_negative_init(kwarg
         Seq2SeqAttentionConfig(vocab_size=VOCAB, **kwargs)
 
 
+def recorded_refusal(field: str, value: str, saved: str) -> str:
+    """The start of the refusal of a checkpoint whose weights_manifest.json records `field=saved`."""
+    return rf"{field}='{value}', but the weights were saved with {field}='{saved}'"
+
+
+@pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "saved-before-manifests"])
 @pytest.mark.parametrize(
     ("saved", "requested"),
     [("bahdanau", "scaled_dot"), ("scaled_dot", "bahdanau"), ("dot", "scaled_dot"), ("general", "none")],
 )
-def test_loading_with_another_attention_type_is_refused(tmp_path, saved, requested):
+def test_loading_with_another_attention_type_is_refused(tmp_path, saved, requested, manifest):
     make_model(saved).save_pretrained(tmp_path)
-    with pytest.raises(
-        ValueError, match=rf"attention_type='{saved}'; it cannot be loaded as attention_type='{requested}'"
-    ):
+    if not manifest:
+        (tmp_path / "weights_manifest.json").unlink()
+    message = (
+        recorded_refusal("attention_type", requested, saved)
+        if manifest
+        else rf"attention_type='{saved}'; it cannot be loaded as attention_type='{requested}'"
+    )
+    with pytest.raises(ValueError, match=message):
         AutoModelForSeq2SeqLM.from_pretrained(tmp_path, attention_type=requested)
     config = Seq2SeqAttentionConfig.from_pretrained(tmp_path)
     config.attention_type = requested
-    with pytest.raises(ValueError, match=f"attention_type='{saved}'; it cannot be loaded as"):
+    with pytest.raises(ValueError, match=message):
         Seq2SeqAttentionForConditionalGeneration.from_pretrained(tmp_path, config=config)
 
 
+@pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "saved-before-manifests"])
 @pytest.mark.parametrize(
     ("saved", "edited", "weights"),
     [
@@ -642,15 +655,20 @@ def test_loading_with_another_attention_type_is_refused(tmp_path, saved, request
         ("bahdanau", "none", "'bahdanau'"),
     ],
 )
-def test_weights_of_another_attention_type_than_config_json_are_refused(tmp_path, saved, edited, weights):
+def test_weights_of_another_attention_type_than_config_json_are_refused(tmp_path, saved, edited, weights, manifest):
     make_model(saved).save_pretrained(tmp_path)
+    if not manifest:
+        (tmp_path / "weights_manifest.json").unlink()
     config_file = tmp_path / "config.json"
     config_file.write_text(
         config_file.read_text().replace(f'"attention_type": "{saved}"', f'"attention_type": "{edited}"')
     )
-    with pytest.raises(
-        ValueError, match=f"are those of attention_type={weights}, but its config asks for attention_type='{edited}'"
-    ):
+    message = (
+        re.escape(f"{config_file}: ") + recorded_refusal("attention_type", edited, saved)
+        if manifest
+        else f"are those of attention_type={weights}, but its config asks for attention_type='{edited}'"
+    )
+    with pytest.raises(ValueError, match=message):
         AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
 
 
@@ -661,13 +679,17 @@ def test_loading_info_is_still_returned_when_asked_for(tmp_path):
     assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
 
 
+@pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "saved-before-manifests"])
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
-def test_unreadable_weights_file_is_named(tmp_path, damage):
+def test_unreadable_weights_file_is_named(tmp_path, damage, manifest):
     make_model().save_pretrained(tmp_path)
+    if not manifest:
+        (tmp_path / "weights_manifest.json").unlink()
     weights = tmp_path / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes({"empty": b"", "truncated": data[: len(data) * 9 // 10], "garbage": b"\x00" * 64}[damage])
-    with pytest.raises(OSError, match=f"{weights} is not a readable safetensors file"):
+    message = "the file's bytes changed after it was saved" if manifest else "is not a readable safetensors file"
+    with pytest.raises(OSError, match=re.escape(f"{weights}") + ".*" + message):
         AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
 
 
