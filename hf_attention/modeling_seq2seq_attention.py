@@ -533,7 +533,7 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
         if manifest is not None:
             _check_against_manifest(cls, path, kwargs, hub_kwargs, manifest, manifest_path)
             check_weights(path, manifest, manifest_path, **hub_kwargs)
-        elif "attention_type" in kwargs or isinstance(kwargs.get("config"), PreTrainedConfig):
+        elif path is not None and ("attention_type" in kwargs or isinstance(kwargs.get("config"), PreTrainedConfig)):
             saved = cls.config_class.from_pretrained(path, **hub_kwargs).attention_type
             requested = kwargs.get("attention_type", getattr(kwargs.get("config"), "attention_type", saved))
             if requested != saved:
