@@ -18,14 +18,13 @@ from transformers import GenerationConfig, PreTrainedTokenizerBase
 from transformers.utils import CONFIG_NAME, GENERATION_CONFIG_NAME, cached_file
 
 from .configuration_seq2seq_attention import Seq2SeqAttentionConfig
-from .modeling_seq2seq_attention import Seq2SeqAttentionForConditionalGeneration
+from .modeling_seq2seq_attention import HUB_KWARGS, Seq2SeqAttentionForConditionalGeneration
 from .tokenization import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
 TRAINING_RECORD = "training_run.json"
-_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 _TRAINER_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 
 
@@ -174,7 +173,7 @@ def load_checkpoint(checkpoint: str | Path, device: str = "cpu", **from_pretrain
         name = str(Path(name).expanduser())
         if name.rstrip("/").endswith(".partial"):
             raise CheckpointError(f"{name}: an unfinished checkpoint (a run stopped while writing it)")
-    hub_kwargs = {key: from_pretrained_kwargs[key] for key in _HUB_KWARGS if key in from_pretrained_kwargs}
+    hub_kwargs = {key: from_pretrained_kwargs[key] for key in HUB_KWARGS if key in from_pretrained_kwargs}
     check_model_type(name, hub_kwargs)
     if _checkpoint_file(name, TOKENIZER_FILE, hub_kwargs) is None:
         raise CheckpointError(

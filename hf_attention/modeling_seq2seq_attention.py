@@ -195,7 +195,7 @@ def _reverse_real_tokens(states: torch.Tensor, reverse_positions: torch.Tensor |
 
 
 # The keyword arguments of `from_pretrained` that say where and how to read a checkpoint's files.
-_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 
 
 def _unreadable_weights_file(checkpoint) -> str:
@@ -528,7 +528,7 @@ class Seq2SeqAttentionPreTrainedModel(PreTrainedModel):
         report the other type's weights as unexpected, and the model would translate garbage.
         """
         path = pretrained_model_name_or_path
-        hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if key in kwargs}
         manifest, manifest_path = (None, None) if path is None else read_manifest(path, **hub_kwargs)
         if manifest is not None:
             _check_against_manifest(cls, path, kwargs, hub_kwargs, manifest, manifest_path)
@@ -1175,6 +1175,7 @@ class Seq2SeqAttentionForConditionalGeneration(Seq2SeqAttentionPreTrainedModel, 
 
 
 __all__ = [
+    "HUB_KWARGS",
     "Seq2SeqAttentionForConditionalGeneration",
     "Seq2SeqAttentionModel",
     "Seq2SeqAttentionPreTrainedModel",
